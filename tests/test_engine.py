@@ -1,0 +1,143 @@
+"""The engine: programs yield requests, one backend call per wave, every span recorded in the tree."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from retrosearch.backends import GenerationRequest, ScriptedBackend
+from retrosearch.engine import Engine, Generate, ProgramError
+from retrosearch.tree import SearchTree
+
+
+def calculator_model(prompt: str, ctx) -> str:
+    """A fake model that asks a calculator, reads its result, then answers."""
+    q = re.search(r"Q: (\d+) \* (\d+)\?", prompt)
+    assert q is not None
+    if "<result>" not in prompt:
+        return f"I will compute it. <calc>{q.group(1)}*{q.group(2)}</calc>"
+    result = re.findall(r"<result>(\d+)</result>", prompt)[-1]
+    return f" So the answer is {result}."
+
+
+def calculator(expression: str) -> str:
+    a, b = expression.split("*")
+    return str(int(a) * int(b))
+
+
+def tool_program(tree: SearchTree):
+    """Generate until a tool call, run the tool, append its output as an environment span, continue."""
+    node = tree.root
+    for _ in range(4):
+        (node,) = yield Generate(node, stop=("</calc>",), max_tokens=64, logprobs=True, use_token_ids=True)
+        call = re.search(r"<calc>(.*?)</calc>$", node.text)
+        if call is None:
+            return node
+        node = tree.add(node, f"\n<result>{calculator(call.group(1))}</result>", "environment")
+    return node
+
+
+def test_calculator_tool_program_records_environment_spans_and_masks():
+    backend = ScriptedBackend(calculator_model)
+    trees = [SearchTree(f"Q: {a} * {b}? ", tokenizer=backend) for a, b in [(12, 7), (3, 5), (9, 9)]]
+    engine = Engine(backend)
+    leaves = engine.run([tool_program(t) for t in trees])
+
+    for tree, leaf, want in zip(trees, leaves, ["84", "15", "81"]):
+        assert tree.text(leaf).endswith(f"So the answer is {want}.")
+        origins = [n.origin for n in tree.path(leaf)]
+        assert origins == ["prompt", "rollout", "environment", "rollout"]
+        ids, mask, lps = tree.token_ids(leaf), tree.env_mask(leaf), tree.logprobs(leaf)
+        assert len(ids) == len(mask) == len(lps)
+        env = tree.path(leaf)[2]
+        start = sum(n.token_count for n in tree.path(leaf)[:2])
+        # Exactly the tool's tokens are masked out, and they carry no sampling log-prob.
+        assert mask[start : start + env.token_count] == [0] * env.token_count
+        assert sum(mask) == len(mask) - env.token_count
+        assert all(lp == 0.0 for lp in lps[start : start + env.token_count])
+        assert backend.decode(ids) == tree.text(leaf)
+    # Three programs, two generation rounds each: two waves, two backend calls, six requests.
+    assert (engine.stats.waves, engine.stats.backend_calls, engine.stats.requests) == (2, 2, 6)
+
+
+def test_backend_calls_grow_with_depth_not_with_the_number_of_programs():
+    backend = ScriptedBackend(lambda p, c: "x")
+
+    def deep(tree: SearchTree, depth: int):
+        node = tree.root
+        for _ in range(depth):
+            (node,) = yield Generate(node, max_tokens=4)
+        return depth
+
+    for n in (1, 10, 100):
+        engine = Engine(backend)
+        assert engine.run([deep(SearchTree("p"), 3) for _ in range(n)]) == [3] * n
+        assert engine.stats.backend_calls == 3
+        assert engine.stats.requests == 3 * n
+
+
+def test_results_come_back_in_input_order_even_when_programs_finish_out_of_order():
+    backend = ScriptedBackend(lambda p, c: "y")
+
+    def prog(tree: SearchTree, k: int):
+        node = tree.root
+        for _ in range(k):
+            (node,) = yield Generate(node)
+        return k
+
+    engine = Engine(backend, max_active=2)
+    assert engine.run([prog(SearchTree("p"), k) for k in (3, 0, 2, 1)]) == [3, 0, 2, 1]
+    finished = [i for i, _ in Engine(backend).run_iter([prog(SearchTree("p"), k) for k in (3, 0, 2, 1)])]
+    assert finished == [1, 3, 2, 0]
+
+
+def test_a_failing_program_does_not_stop_the_batch():
+    backend = ScriptedBackend(lambda p, c: "z")
+
+    def ok(tree):
+        (node,) = yield Generate(tree.root)
+        return node.text
+
+    def bad(tree):
+        yield Generate(tree.root)
+        raise RuntimeError("boom")
+
+    def wrong_yield(tree):
+        yield "not a request"
+
+    out = Engine(backend).run([ok(SearchTree("a")), bad(SearchTree("b")), wrong_yield(SearchTree("c"))])
+    assert out[0] == "z"
+    assert isinstance(out[1], ProgramError) and "boom" in str(out[1])
+    assert isinstance(out[2], ProgramError) and "Generate" in str(out[2])
+    with pytest.raises(RuntimeError, match="boom"):
+        Engine(backend).run([bad(SearchTree("b"))], return_exceptions=False)
+
+
+def test_a_list_request_is_answered_with_a_list_and_samples_are_children():
+    backend = ScriptedBackend(lambda p, c: ["a", "b", "c"])
+
+    def prog(tree):
+        firsts = yield Generate(tree.root, n=3, temperature=1.0, seed=1)
+        pairs = yield [Generate(f, n=2, seed=2) for f in firsts]
+        empty = yield []
+        return firsts, pairs, empty
+
+    tree = SearchTree("p")
+    (res,) = Engine(backend).run([prog(tree)])
+    firsts, pairs, empty = res
+    assert len(firsts) == 3 and [len(p) for p in pairs] == [2, 2, 2] and empty == []
+    assert tree.root.children == [f.id for f in firsts]
+    assert all(n.origin == "rollout" and n.meta["sample"] in (0, 1, 2) for n in tree.nodes[1:])
+
+
+def test_scripted_backend_applies_ban_stop_and_length_and_repeats_with_a_seed():
+    backend = ScriptedBackend({"go": ["Wait, no.", "Sure.\n\nMore text here."]})
+    [[c]] = backend.generate([GenerationRequest("go", banned_words=("Wait",), stop=("\n\n",), temperature=0)])
+    assert (c.text, c.finish_reason, c.stop_reason) == ("Sure.\n\n", "stop", "\n\n")
+    [[c]] = backend.generate([GenerationRequest("go", max_tokens=2, temperature=0)])
+    assert (c.text, c.finish_reason) == ("Wait,", "length")
+    many = backend.generate([GenerationRequest("go", n=8, seed=3)])[0]
+    again = backend.generate([GenerationRequest("go", n=8, seed=3)])[0]
+    assert [c.text for c in many] == [c.text for c in again]
+    assert len({c.text for c in many}) == 2  # both candidates get drawn at temperature 1
