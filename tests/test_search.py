@@ -24,9 +24,9 @@ OVERTHINKING = (
     "Wait, let me double-check. 7 * 6 = 42. Yes.\n\n"
     "Hmm, also 6+6+6+6+6+6+6 = 42.\n</think>\n\nThe answer is \\boxed{42}."
 )
-# The model, asked to go on after "6 * 7 = 42." without switching, closes its thinking.
+# The model's first choice after "6 * 7 = 42." is to doubt it; with "Wait" banned it closes its thinking.
 OVERTHINKING_MODEL = {
-    "6 * 7 = 42.": ["\n\nWait, let me double-check. 7 * 6 = 42. Yes.", "\n</think>\n\nThe answer is \\boxed{42}."],
+    "6 * 7 = 42.": [" Wait, let me double-check. 7 * 6 = 42. Yes.", "\n</think>\n\nThe answer is \\boxed{42}."],
     "</think>\n\n": "The answer is \\boxed{42}.",
 }
 
@@ -40,16 +40,16 @@ UNDERTHINKING_MODEL = {
     "then add 12.": "\n\nAlternatively, multiply digit by digit.",
     "then add 12.\n\n": ["Alternatively, multiply digit by digit.", "120 + 12 = 132.\n\nSo it is 132."],
     "120 + 12 = 132.\n\n": "So it is 132.\n</think>\n\n\\boxed{132}",
-    "11 * 10.": "\n\nThat gives 22 + 110 = 132.",
-    "22 + 110 = 132.": "\n\nThat is wrong, it is 133.\n</think>\n\n\\boxed{133}",
+    "22 + 110 = 132.": "\n\nThat is wrong, it is 133.",
+    "22 + 110 = 132.\n\n": "That is wrong, it is 133.\n</think>\n\n\\boxed{133}",
 }
 
 
-def run(trace, model, **cfg):
+def run(trace, model, gold=None, **cfg):
     backend = ScriptedBackend(model)
     config = RetroSearchConfig(prompt=RAW, n_rollouts=cfg.pop("n_rollouts", 2), **cfg)
-    return revise({"question": "q", "response": trace, "gold": cfg.pop("gold", None)} if isinstance(trace, str)
-                  else trace, backend, config)
+    row = {"question": "q", "response": trace, "gold": gold} if isinstance(trace, str) else trace
+    return revise(row, backend, config)
 
 
 def test_overthinking_trace_is_cut_right_after_the_answer():
@@ -112,8 +112,12 @@ def test_partial_revision_explores_only_the_allowed_switches():
 
 
 def test_token_budget_cuts_rollouts_that_could_not_win():
-    long_tail = "\n\n" + " ".join(["more"] * 200) + "\n</think>\n\n\\boxed{42}"
-    model = {"6 * 7 = 42.": ["\n\nSo the product is fine.", long_tail], "fine.": long_tail, "fine.\n\n": long_tail}
+    # Every rollout rambles for 200 words before answering: none can beat the 2-step remainder.
+    model = {
+        "6 * 7 = 42.": "\n\n",
+        "6 * 7 = 42.\n\n": "So it is fine.\n\n",
+        "fine.\n\n": " ".join(["more"] * 200) + "\n</think>\n\n\\boxed{42}",
+    }
     with_budget = run(OVERTHINKING, model, n_rollouts=2, seed=1)
     without = run(OVERTHINKING, model, n_rollouts=2, seed=1, token_budget=False)
     assert with_budget.status == without.status == "unchanged"
@@ -123,17 +127,21 @@ def test_token_budget_cuts_rollouts_that_could_not_win():
 def test_runs_repeat_exactly_with_a_seed_and_the_tree_matches_the_golden_file():
     model = {
         "6 * 7 = 42.": ["\n\nWait, again.", "\n</think>\n\nThe answer is \\boxed{42}.", "\n\nIndeed 42.\n\n"],
+        "6 * 7 = 42.\n\n": ["Wait, again.", "Indeed 42.\n\n"],
         "Indeed 42.\n\n": "Done.\n</think>\n\nSo \\boxed{42}.",
         "</think>\n\n": "The answer is \\boxed{42}.",
     }
-    a = run(OVERTHINKING, model, n_rollouts=3, seed=7)
-    b = run(OVERTHINKING, model, n_rollouts=3, seed=7)
+    a = run(OVERTHINKING, model, n_rollouts=3, seed=4)
+    b = run(OVERTHINKING, model, n_rollouts=3, seed=4)
     assert a.tree.to_dict() == b.tree.to_dict()
     assert a.revised.render() == b.revised.render()
+    # Seed 4 samples each kind of first step: a bare separator (then "Indeed 42."), and a close, which wins.
+    assert a.status == "revised" and a.revised.solution == "The answer is \\boxed{42}."
     golden = GOLDEN / "overthinking_tree.json"
     got = a.tree.to_dict()
-    if os.environ.get("RETROSEARCH_UPDATE_GOLDEN") or not golden.exists():
+    if os.environ.get("RETROSEARCH_UPDATE_GOLDEN"):
         golden.write_text(json.dumps(got, indent=1, ensure_ascii=False) + "\n")
+    assert golden.exists(), f"{golden} is missing: run with RETROSEARCH_UPDATE_GOLDEN=1 once and review it"
     assert got == json.loads(golden.read_text())
 
 
@@ -142,7 +150,7 @@ def test_one_backend_call_per_wave_across_traces():
     engine = Engine(backend)
     out = revise([OVERTHINKING] * 20, backend, RetroSearchConfig(prompt=RAW, n_rollouts=2), engine=engine)
     assert all(r.status == "revised" for r in out)
-    # first step (stops on the bare separator? no: it closes) + continuation = 2 waves for all 20 traces.
+    # The first step (it closes the thinking) and the continuation: 2 waves for all 20 traces.
     assert engine.stats.backend_calls == 2
 
 
