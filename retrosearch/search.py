@@ -330,7 +330,10 @@ def revise_program(
         results: list[_Rollout] = yield from _rollout(at, cfg, budget, _seed(cfg.seed, index, explored), boundary)
         rollouts += len(results)
         spent += sum(r.tokens for r in results)
-        best: tuple[float, int, _Rollout, str, str] | None = None
+        # Candidates: correct rollouts whose revised trace is no longer; the best has the highest value, then
+        # the fewest tokens. Filtering before ranking keeps a slightly worse winner when the best one is too long.
+        best: tuple[float, int, _Rollout, str, str, Trace] | None = None
+        current_size = _measure(current, tree)
         for r in results:
             split = _split_output(r.text, fmt.think_close) if r.finish in ("stop", "eos") else None
             value, correct = 0.0, False
@@ -340,11 +343,13 @@ def revise_program(
                 value = cfg.gamma ** count_steps(cont) * float(correct)
             for n in r.nodes:
                 n.correct, n.value = correct, value
-            if correct and split is not None and (best is None or (value, -r.tokens) > (best[0], -best[1])):
-                best = (value, r.tokens, r, *split)
-        candidate = current.replace_remainder(boundary, best[3], best[4]) if best is not None else None
-        if best is not None and best[0] > rem_value and _no_longer(candidate, current, tree):
-            value, tokens, r, cont, solution = best
+            if not correct or value <= rem_value or (best is not None and (value, -r.tokens) <= (best[0], -best[1])):
+                continue
+            candidate = current.replace_remainder(boundary, *split)
+            if _no_longer(_measure(candidate, tree), current_size):
+                best = (value, r.tokens, r, *split, candidate)
+        if best is not None:
+            value, tokens, r, cont, solution, candidate = best
             for n in r.nodes:
                 n.accepted = True
             revisions.append(Revision(
@@ -386,16 +391,16 @@ def _original_chain(tree: SearchTree, trace: Trace, closing: str) -> list[Node]:
     return nodes
 
 
-def _no_longer(candidate: Trace, current: Trace, tree: SearchTree) -> bool:
-    """Neither the thinking nor the whole trace (thinking + solution) of `candidate` is longer in tokens."""
-    a, b = _measure(candidate, tree), _measure(current, tree)
+def _no_longer(a: dict[str, int], b: dict[str, int]) -> bool:
+    """Neither the thinking nor the whole trace (thinking + solution) measured by `a` is longer than by `b`."""
     return a["thinking_tokens"] <= b["thinking_tokens"] and a["total_tokens"] <= b["total_tokens"]
 
 
 def _measure(trace: Trace, tree: SearchTree) -> dict[str, int]:
+    thinking = tree.count_tokens(trace.thinking)
     return {
-        "thinking_tokens": tree.count_tokens(trace.thinking),
-        "total_tokens": tree.count_tokens(trace.thinking) + tree.count_tokens(trace.solution or ""),
+        "thinking_tokens": thinking,
+        "total_tokens": thinking + tree.count_tokens(trace.solution or ""),
         "steps": trace.num_steps,
         "thoughts": trace.num_thoughts,
     }

@@ -1,0 +1,8 @@
+"""Benchmarks: run with `make bench` (pytest-benchmark); figures are kept in README.md."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
