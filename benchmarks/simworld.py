@@ -7,7 +7,26 @@ import re
 
 from retrosearch.backends import ScriptedBackend
 
-WORDS = "so we add the two parts then check it again and carry one to get a value of".split()
+WORDS = [
+    "so",
+    "we",
+    "add",
+    "the",
+    "two",
+    "parts",
+    "then",
+    "check",
+    "it",
+    "again",
+    "and",
+    "carry",
+    "one",
+    "to",
+    "get",
+    "a",
+    "value",
+    "of",
+]
 SWITCHES = ["Wait, ", "Alternatively, ", "Hmm, ", "But wait, "]
 
 
@@ -29,8 +48,13 @@ def make_traces(n: int, seed: int = 0) -> list[dict]:
             thoughts.append("\n\n".join(steps))
         thoughts[-1] += f" The value is {answer}."
         response = "<think>\n" + "\n\n".join(thoughts) + f"\n</think>\n\nThe answer is \\boxed{{{answer}}}."
-        rows.append({"question": f"Problem {i}: find the value (ANSWER={answer}).", "response": response,
-                     "gold": str(answer)})
+        rows.append(
+            {
+                "question": f"Problem {i}: find the value (ANSWER={answer}).",
+                "response": response,
+                "gold": str(answer),
+            }
+        )
     return rows
 
 

@@ -20,8 +20,12 @@ def _revise(n: int, backend, **cfg):
 def test_backend_calls_grow_with_depth_not_with_traces(benchmark, n):
     out, engine = benchmark.pedantic(lambda: _revise(n, world_backend()), rounds=1, iterations=1)
     depth = max(r.stats["boundaries_explored"] for r in out)
-    benchmark.extra_info.update(traces=n, backend_calls=engine.stats.backend_calls, max_boundaries=depth,
-                                requests=engine.stats.requests)
+    benchmark.extra_info.update(
+        traces=n,
+        backend_calls=engine.stats.backend_calls,
+        max_boundaries=depth,
+        requests=engine.stats.requests,
+    )
     # At most three waves per explored switch (first step, its text after a bare separator, continuation).
     assert engine.stats.backend_calls <= 3 * depth
     assert engine.stats.requests >= n
@@ -33,8 +37,12 @@ def test_engine_overhead_ratio(benchmark, n):
     backend = world_backend(latency_s=0.03, latency_per_token_s=0.0002)
     out, engine = benchmark.pedantic(lambda: _revise(n, backend), rounds=1, iterations=1)
     ratio = engine.stats.overhead_ratio
-    benchmark.extra_info.update(traces=n, overhead_ratio=round(ratio, 3), backend_s=engine.stats.backend_seconds,
-                                wall_s=engine.stats.wall_seconds)
+    benchmark.extra_info.update(
+        traces=n,
+        overhead_ratio=round(ratio, 3),
+        backend_s=engine.stats.backend_seconds,
+        wall_s=engine.stats.wall_seconds,
+    )
     assert ratio <= 1.10, f"engine overhead {ratio:.3f} > 1.10"
 
 
@@ -51,7 +59,13 @@ def test_token_budget_saving_ratio(benchmark):
     spent_without = sum(r.stats["tokens_spent"] for r in without)
     ratio = spent_with / spent_without
     accepted = [r.revised.render() for r in with_budget]
-    benchmark.extra_info.update(tokens_with=spent_with, tokens_without=spent_without, ratio=round(ratio, 3),
-                                revised=sum(r.status == "revised" for r in with_budget))
-    assert accepted == [r.revised.render() for r in without], "the budget changed which revisions were accepted"
+    benchmark.extra_info.update(
+        tokens_with=spent_with,
+        tokens_without=spent_without,
+        ratio=round(ratio, 3),
+        revised=sum(r.status == "revised" for r in with_budget),
+    )
+    assert accepted == [r.revised.render() for r in without], (
+        "the budget changed which revisions were accepted"
+    )
     assert ratio <= 0.6, f"token budget ratio {ratio:.3f} > 0.6"

@@ -12,7 +12,9 @@ from typing import Any, TypeVar, Union, get_args, get_origin
 T = TypeVar("T")
 
 
-def option(default: Any = dataclasses.MISSING, help: str = "", *, choices: tuple | None = None, **kw: Any) -> Any:
+def option(
+    default: Any = dataclasses.MISSING, help: str = "", *, choices: tuple | None = None, **kw: Any
+) -> Any:
     """A dataclass field with help text (and optional choices) for the CLI."""
     meta = {"help": help}
     if choices is not None:
@@ -61,8 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, *, prefix: str = "
         tp, optional = _unwrap(hints[f.name])
         flag = "--" + prefix + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else None
-        kw: dict[str, Any] = {"help": f.metadata.get("help", "") + f" (default: {default!r})", "dest": prefix + f.name,
-                              "default": argparse.SUPPRESS}
+        kw: dict[str, Any] = {
+            "help": f.metadata.get("help", "") + f" (default: {default!r})",
+            "dest": prefix + f.name,
+            "default": argparse.SUPPRESS,
+        }
         if "choices" in f.metadata:
             kw["choices"] = f.metadata["choices"]
         origin = get_origin(tp)
@@ -83,7 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, *, prefix: str = "
 
 def from_args(cls: type[T], ns: argparse.Namespace, *, prefix: str = "", base: T | None = None) -> T:
     """Build `cls` from the flags set on the command line, on top of `base` (e.g. a YAML config)."""
-    given = {f.name: getattr(ns, prefix + f.name) for f in dataclasses.fields(cls) if hasattr(ns, prefix + f.name)}
+    given = {
+        f.name: getattr(ns, prefix + f.name) for f in dataclasses.fields(cls) if hasattr(ns, prefix + f.name)
+    }
     hints = typing.get_type_hints(cls)
     for k, v in given.items():
         if isinstance(v, list) and get_origin(_unwrap(hints[k])[0]) is tuple:

@@ -57,7 +57,7 @@ class Generate:
 
 #: What a program yields: one request (answered with `list[Node]`) or a list of them (answered with
 #: `list[list[Node]]`, in order). An empty list is answered at once with `[]`.
-Yielded = Union[Generate, Sequence[Generate]]
+Yielded = Union[Generate, Sequence[Generate]]  # noqa: UP007 - a runtime alias, kept valid on 3.10
 Program = Generator[Yielded, Any, Any]
 
 
@@ -180,7 +180,9 @@ class Engine:
         finally:
             self.stats.wall_seconds += time.perf_counter() - t0
 
-    def _wave(self, active: dict[int, tuple[Program, list[Generate], bool]], advance: Callable[..., None]) -> None:
+    def _wave(
+        self, active: dict[int, tuple[Program, list[Generate], bool]], advance: Callable[..., None]
+    ) -> None:
         order = list(active)
         gens = [g for i in order for g in active[i][1]]
         requests = []
@@ -218,7 +220,9 @@ class Engine:
             self.stats.backend_seconds += time.perf_counter() - t
             self.stats.backend_calls += 1
             if len(res) != len(chunk):
-                raise RuntimeError(f"backend {self.backend.name} returned {len(res)} results for {len(chunk)} requests")
+                raise RuntimeError(
+                    f"backend {self.backend.name} returned {len(res)} results for {len(chunk)} requests"
+                )
             out.extend(res)
         self.stats.requests += len(requests)
         return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -36,7 +36,9 @@ class PromptFormat:
     raw_template: str = option(
         "{question}\n", "Prompt used without a chat template; `{question}` is the user turn's text."
     )
-    think_open: str = option("<think>\n", "Text that opens the thinking (appended unless the template ends with it).")
+    think_open: str = option(
+        "<think>\n", "Text that opens the thinking (appended unless the template ends with it)."
+    )
     think_close: str = option("</think>", "Tag that closes the thinking in the revision model's output.")
 
     def render(self, question: str, backend: Any) -> str:
@@ -60,7 +62,8 @@ class RetroSearchConfig:
 
     keywords: tuple[str, ...] = option(DEFAULT_KEYWORDS, "Transition keywords that start a new thought.")
     banned_words: tuple[str, ...] | None = option(
-        None, "Words banned in the first step of a rollout (default: each keyword, bare and with a leading space)."
+        None,
+        "Words banned in the first step of a rollout (default: each keyword, bare and with a leading space).",
     )
     gamma: float = option(0.9, "Discount per thinking step: value = gamma ** steps * reward.")
     n_rollouts: int = option(4, "Rollouts sampled at each thought switch.")
@@ -75,15 +78,21 @@ class RetroSearchConfig:
         "Multiplier on the budget. At >= 1.0 the budget never changes which revision is accepted, since a "
         "rollout longer than the remainder is never accepted.",
     )
-    max_boundaries: int | None = option(None, "Partial revision: explore at most this many switches per trace.")
+    max_boundaries: int | None = option(
+        None, "Partial revision: explore at most this many switches per trace."
+    )
     boundary_stride: int = option(1, "Partial revision: explore every k-th switch only.")
     first_step_max_tokens: int = option(256, "Cap on the first (banned-word) step of a rollout.")
-    verifier: str = option("math", "Answer grader: math | exact | choice.", choices=("math", "exact", "choice"))
+    verifier: str = option(
+        "math", "Answer grader: math | exact | choice.", choices=("math", "exact", "choice")
+    )
     require_gold: bool = option(
         False, "Skip traces without a gold answer (default: the trace's own final answer is the reference)."
     )
     seed: int = option(0, "Seed of the rollouts (with the example index and the switch).")
-    prompt: PromptFormat = field(default_factory=PromptFormat, metadata={"help": "Revision prompt.", "cli": False})
+    prompt: PromptFormat = field(
+        default_factory=PromptFormat, metadata={"help": "Revision prompt.", "cli": False}
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.prompt, dict):
@@ -158,8 +167,13 @@ class RevisionResult:
 
     def to_record(self, *, with_tree: bool = True) -> dict[str, Any]:
         """A JSON-serialisable record (the batch CLI writes one per line)."""
-        rec: dict[str, Any] = {"index": self.index, "status": self.status, "reason": self.reason, "stats": self.stats,
-                               "revisions": [dataclasses.asdict(r) for r in self.revisions]}
+        rec: dict[str, Any] = {
+            "index": self.index,
+            "status": self.status,
+            "reason": self.reason,
+            "stats": self.stats,
+            "revisions": [dataclasses.asdict(r) for r in self.revisions],
+        }
         if self.revised is not None:
             rec["revised"] = self.revised.render()
         if self.tree is not None and with_tree:
@@ -189,9 +203,7 @@ def _split_output(text: str, close: str) -> tuple[str, str] | None:
     return text[:k].rstrip(), text[k + len(close) :].strip()
 
 
-def _rollout(
-    start: Node, cfg: RetroSearchConfig, budget: int, seed: int, boundary: int
-) -> Iterator[Any]:
+def _rollout(start: Node, cfg: RetroSearchConfig, budget: int, seed: int, boundary: int) -> Iterator[Any]:
     """Sub-program: `cfg.n_rollouts` continuations from `start`, the switch words banned in the first step.
 
     The first step is generated with the ban and a blank-line stop; since the cut is before the separator, a
@@ -202,15 +214,29 @@ def _rollout(
     first_cap = min(cfg.first_step_max_tokens, budget)
     common = dict(temperature=cfg.temperature, top_p=cfg.top_p)
     firsts: list[Node] = yield Generate(
-        start, n=cfg.n_rollouts, max_tokens=first_cap, stop=sep, banned_words=ban, seed=seed,
-        meta={"boundary": boundary, "phase": "first_step"}, **common,
+        start,
+        n=cfg.n_rollouts,
+        max_tokens=first_cap,
+        stop=sep,
+        banned_words=ban,
+        seed=seed,
+        meta={"boundary": boundary, "phase": "first_step"},
+        **common,
     )
     chains = [[f] for f in firsts]
     again = [k for k, f in enumerate(firsts) if f.finish_reason == "stop" and not f.text.strip()]
     if again:
         more: list[list[Node]] = yield [
-            Generate(chains[k][-1], n=1, max_tokens=first_cap, stop=sep, banned_words=ban, seed=seed + 1 + k,
-                     meta={"boundary": boundary, "phase": "first_step"}, **common)
+            Generate(
+                chains[k][-1],
+                n=1,
+                max_tokens=first_cap,
+                stop=sep,
+                banned_words=ban,
+                seed=seed + 1 + k,
+                meta={"boundary": boundary, "phase": "first_step"},
+                **common,
+            )
             for k in again
         ]
         for k, (node,) in zip(again, more):
@@ -222,9 +248,14 @@ def _rollout(
             cont.append(k)
     if cont:
         rest: list[list[Node]] = yield [
-            Generate(chains[k][-1], n=1, max_tokens=min(cfg.max_new_tokens, budget)
-                     - sum(n.token_count for n in chains[k]), seed=seed + 1000 + k,
-                     meta={"boundary": boundary, "phase": "continuation"}, **common)
+            Generate(
+                chains[k][-1],
+                n=1,
+                max_tokens=min(cfg.max_new_tokens, budget) - sum(n.token_count for n in chains[k]),
+                seed=seed + 1000 + k,
+                meta={"boundary": boundary, "phase": "continuation"},
+                **common,
+            )
             for k in cont
         ]
         for k, (node,) in zip(cont, rest):
@@ -258,8 +289,14 @@ class _MainPath:
             if pos < offset < end:
                 head, tail = node.text[: offset - pos], node.text[offset - pos :]
                 # Split a span in two: the head keeps the node's place, the tail becomes its only child.
-                new = tree.add(node, tail, node.origin, accepted=node.accepted, meta=dict(node.meta, split=True),
-                               finish_reason=node.finish_reason)
+                new = tree.add(
+                    node,
+                    tail,
+                    node.origin,
+                    accepted=node.accepted,
+                    meta=dict(node.meta, split=True),
+                    finish_reason=node.finish_reason,
+                )
                 new.children = [c for c in node.children if c != new.id]
                 for c in new.children:
                     tree.nodes[c].parent = new.id
@@ -267,7 +304,9 @@ class _MainPath:
                 node.text = head
                 node.token_ids = tree.tokenize(head) if node.token_ids is not None else None
                 node.logprobs = None
-                node.token_count = len(node.token_ids) if node.token_ids is not None else tree.count_tokens(head)
+                node.token_count = (
+                    len(node.token_ids) if node.token_ids is not None else tree.count_tokens(head)
+                )
                 node.step_count = count_steps(head)
                 node.finish_reason = None
                 self.nodes.insert(k + 1, new)
@@ -294,15 +333,24 @@ def revise_program(
             return RevisionResult(index, "skipped", "no gold answer and require_gold is set", trace, trace)
         gold = trace.answer
     if gold is None:
-        return RevisionResult(index, "skipped", "no gold answer and the trace has no \\boxed{} answer", trace, trace)
+        return RevisionResult(
+            index, "skipped", "no gold answer and the trace has no \\boxed{} answer", trace, trace
+        )
     if not trace.complete:
-        return RevisionResult(index, "skipped", "the trace is truncated (no end of thinking or no answer)", trace, trace)
+        return RevisionResult(
+            index, "skipped", "the trace is truncated (no end of thinking or no answer)", trace, trace
+        )
     verdict = verifier(trace.solution if trace.solution is not None else trace.render(), gold)
     if not verdict.correct:
-        return RevisionResult(index, "skipped", f"the original answer is not correct: {verdict.reason}", trace, trace)
+        return RevisionResult(
+            index, "skipped", f"the original answer is not correct: {verdict.reason}", trace, trace
+        )
 
-    tree = SearchTree(fmt.render(trace.question or "", backend), tokenizer=backend,
-                      meta={"index": index, "gold": gold, "format": trace.format})
+    tree = SearchTree(
+        fmt.render(trace.question or "", backend),
+        tokenizer=backend,
+        meta={"index": index, "gold": gold, "format": trace.format},
+    )
     closing = "\n" + fmt.think_close + "\n\n" + (trace.solution or "")
     path = _MainPath(tree.root, _original_chain(tree, trace, closing))
     before = _measure(trace, tree)
@@ -324,10 +372,10 @@ def revise_program(
         rem_steps = count_steps(remainder_text)
         rem_tokens = tree.count_tokens(remainder_text + closing)
         rem_value = cfg.gamma**rem_steps
-        budget = (
-            max(1, math.ceil(cfg.budget_slack * rem_tokens)) if cfg.token_budget else cfg.max_new_tokens
+        budget = max(1, math.ceil(cfg.budget_slack * rem_tokens)) if cfg.token_budget else cfg.max_new_tokens
+        results: list[_Rollout] = yield from _rollout(
+            at, cfg, budget, _seed(cfg.seed, index, explored), boundary
         )
-        results: list[_Rollout] = yield from _rollout(at, cfg, budget, _seed(cfg.seed, index, explored), boundary)
         rollouts += len(results)
         spent += sum(r.tokens for r in results)
         # Candidates: correct rollouts whose revised trace is no longer; the best has the highest value, then
@@ -343,7 +391,11 @@ def revise_program(
                 value = cfg.gamma ** count_steps(cont) * float(correct)
             for n in r.nodes:
                 n.correct, n.value = correct, value
-            if not correct or value <= rem_value or (best is not None and (value, -r.tokens) <= (best[0], -best[1])):
+            if (
+                not correct
+                or value <= rem_value
+                or (best is not None and (value, -r.tokens) <= (best[0], -best[1]))
+            ):
                 continue
             candidate = current.replace_remainder(boundary, *split)
             if _no_longer(_measure(candidate, tree), current_size):
@@ -352,11 +404,17 @@ def revise_program(
             value, tokens, r, cont, solution, candidate = best
             for n in r.nodes:
                 n.accepted = True
-            revisions.append(Revision(
-                boundary=boundary, thought=boundary, steps_before=rem_steps, steps_after=count_steps(cont),
-                tokens_before=rem_tokens, tokens_after=tokens,
-                kind=_kind(current.thinking_before(boundary), cont, gold, verifier),
-            ))
+            revisions.append(
+                Revision(
+                    boundary=boundary,
+                    thought=boundary,
+                    steps_before=rem_steps,
+                    steps_after=count_steps(cont),
+                    tokens_before=rem_tokens,
+                    tokens_after=tokens,
+                    kind=_kind(current.thinking_before(boundary), cont, gold, verifier),
+                )
+            )
             current = candidate
             closing = "\n" + fmt.think_close + "\n\n" + solution
             path.nodes = path.nodes[: path.nodes.index(at) + 1] + r.nodes
@@ -377,7 +435,9 @@ def revise_program(
         "first_accepted_thought": revisions[0].thought if revisions else None,
     }
     status: Status = "revised" if revisions else "unchanged"
-    reason = f"{len(revisions)} revision(s) accepted" if revisions else "no rollout beat the original remainder"
+    reason = (
+        f"{len(revisions)} revision(s) accepted" if revisions else "no rollout beat the original remainder"
+    )
     return RevisionResult(index, status, reason, trace, current, tree, stats, revisions)
 
 
@@ -385,7 +445,9 @@ def _original_chain(tree: SearchTree, trace: Trace, closing: str) -> list[Node]:
     nodes, parent = [], tree.root
     for k, thought in enumerate(trace.thoughts):
         sep = trace.thoughts[k - 1].steps[-1].sep if k else ""
-        parent = tree.add(parent, sep + thought.text, "original", meta={"thought": k, "keyword": thought.keyword})
+        parent = tree.add(
+            parent, sep + thought.text, "original", meta={"thought": k, "keyword": thought.keyword}
+        )
         nodes.append(parent)
     nodes.append(tree.add(parent, closing, "original", meta={"closing": True}))
     return nodes
@@ -495,7 +557,9 @@ def revise(
         and never longer (in thinking tokens of the revision model) than the original.
     """
     items, single = _as_items(traces)
-    results = sorted(revise_iter(items, backend, config, verifier=verifier, engine=engine), key=lambda r: r.index)
+    results = sorted(
+        revise_iter(items, backend, config, verifier=verifier, engine=engine), key=lambda r: r.index
+    )
     return results[0] if single else results
 
 

@@ -8,7 +8,7 @@ from typing import Any, Union
 
 #: Anything that turns text into tokens: a callable `str -> list[int]`, or an object with `encode` (a
 #: Hugging Face tokenizer) or `tokenize` (a `Backend`).
-Tokenizer = Union[Callable[[str], list], Any]
+Tokenizer = Union[Callable[[str], list], Any]  # noqa: UP007 - a runtime alias, kept valid on 3.10
 
 _FALLBACK_TOKEN = re.compile(r"\w+|[^\w\s]")
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")

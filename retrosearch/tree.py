@@ -66,10 +66,22 @@ class Node:
     children: list[int] = field(default_factory=list)
     tree: SearchTree | None = field(default=None, repr=False)
 
-    _FIELDS = (
-        "id parent text origin token_count step_count token_ids logprobs value correct finish_reason "
-        "accepted meta children"
-    ).split()
+    _FIELDS = [
+        "id",
+        "parent",
+        "text",
+        "origin",
+        "token_count",
+        "step_count",
+        "token_ids",
+        "logprobs",
+        "value",
+        "correct",
+        "finish_reason",
+        "accepted",
+        "meta",
+        "children",
+    ]
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self._FIELDS}
@@ -146,8 +158,14 @@ class SearchTree:
             tree=self,
             **attrs,
         )
-        if node.logprobs is not None and node.token_ids is not None and len(node.logprobs) != len(node.token_ids):
-            raise ValueError(f"logprobs ({len(node.logprobs)}) and token_ids ({len(node.token_ids)}) differ in length")
+        if (
+            node.logprobs is not None
+            and node.token_ids is not None
+            and len(node.logprobs) != len(node.token_ids)
+        ):
+            raise ValueError(
+                f"logprobs ({len(node.logprobs)}) and token_ids ({len(node.token_ids)}) differ in length"
+            )
         self.nodes.append(node)
         if parent is not None:
             self.nodes[parent].children.append(node.id)
@@ -209,7 +227,9 @@ class SearchTree:
         out: list[int] = []
         for n in self._segment(node, start):
             if n.token_ids is None:
-                raise ValueError(f"node {n.id} ({n.origin}) has no token ids: build the tree with a tokenizer")
+                raise ValueError(
+                    f"node {n.id} ({n.origin}) has no token ids: build the tree with a tokenizer"
+                )
             out.extend(n.token_ids)
         return out
 
@@ -313,4 +333,3 @@ class SearchTree:
     def __repr__(self) -> str:
         s = self.stats()
         return f"SearchTree(nodes={s['nodes']}, depth={s['depth']}, accepted={s['accepted']})"
-

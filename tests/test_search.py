@@ -26,7 +26,10 @@ OVERTHINKING = (
 )
 # The model's first choice after "6 * 7 = 42." is to doubt it; with "Wait" banned it closes its thinking.
 OVERTHINKING_MODEL = {
-    "6 * 7 = 42.": [" Wait, let me double-check. 7 * 6 = 42. Yes.", "\n</think>\n\nThe answer is \\boxed{42}."],
+    "6 * 7 = 42.": [
+        " Wait, let me double-check. 7 * 6 = 42. Yes.",
+        "\n</think>\n\nThe answer is \\boxed{42}.",
+    ],
     "</think>\n\n": "The answer is \\boxed{42}.",
 }
 
@@ -55,8 +58,13 @@ def run(trace, model, gold=None, **cfg):
 def test_overthinking_trace_is_cut_right_after_the_answer():
     res = run(OVERTHINKING, OVERTHINKING_MODEL)
     assert res.status == "revised"
-    assert res.revised.render() == "<think>\nWe need 6 * 7.\n\n6 * 7 = 42.\n</think>\n\nThe answer is \\boxed{42}."
-    assert [(r.boundary, r.steps_before, r.steps_after, r.kind) for r in res.revisions] == [(0, 2, 0, "overthinking")]
+    assert (
+        res.revised.render()
+        == "<think>\nWe need 6 * 7.\n\n6 * 7 = 42.\n</think>\n\nThe answer is \\boxed{42}."
+    )
+    assert [(r.boundary, r.steps_before, r.steps_after, r.kind) for r in res.revisions] == [
+        (0, 2, 0, "overthinking")
+    ]
     assert res.stats["thoughts_before"] == 3 and res.stats["thoughts_after"] == 1
     assert res.stats["thinking_tokens_after"] < res.stats["thinking_tokens_before"]
     assert res.stats["rollouts"] == 2 and res.stats["boundaries_explored"] == 1
@@ -95,7 +103,8 @@ def test_bad_rows_get_an_error_result_and_the_batch_goes_on():
     backend = ScriptedBackend(OVERTHINKING_MODEL)
     out = revise(
         [{"question": "q", "response": OVERTHINKING}, {"question": "q"}, 17, OVERTHINKING],
-        backend, RetroSearchConfig(prompt=RAW, n_rollouts=1),
+        backend,
+        RetroSearchConfig(prompt=RAW, n_rollouts=1),
     )
     assert [r.status for r in out] == ["revised", "error", "error", "revised"]
     assert [r.index for r in out] == [0, 1, 2, 3]
@@ -107,7 +116,9 @@ def test_partial_revision_explores_only_the_allowed_switches():
     trace = {"question": "q", "response": UNDERTHINKING}
     none = run(trace, UNDERTHINKING_MODEL, max_boundaries=0)
     assert none.status == "unchanged" and none.stats["rollouts"] == 0
-    stride = run(trace, {k: v for k, v in UNDERTHINKING_MODEL.items() if "add 12" not in k}, boundary_stride=2)
+    stride = run(
+        trace, {k: v for k, v in UNDERTHINKING_MODEL.items() if "add 12" not in k}, boundary_stride=2
+    )
     assert stride.stats["boundaries_explored"] == 1  # switches 0 and 1 exist; only switch 0 is explored
 
 
@@ -159,9 +170,12 @@ def test_openthoughts_row_is_revised_and_written_back_as_an_openthoughts_row():
         "system": "sys",
         "conversations": [
             {"from": "user", "value": "What is 6 * 7?"},
-            {"from": "assistant", "value": "<|begin_of_thought|>\n\nWe need 6 * 7.\n\n6 * 7 = 42.\n\nWait, "
-             "let me double-check. 7 * 6 = 42. Yes.\n\n<|end_of_thought|>\n\n<|begin_of_solution|>\n\n"
-             "\\boxed{42}\n\n<|end_of_solution|>"},
+            {
+                "from": "assistant",
+                "value": "<|begin_of_thought|>\n\nWe need 6 * 7.\n\n6 * 7 = 42.\n\nWait, "
+                "let me double-check. 7 * 6 = 42. Yes.\n\n<|end_of_thought|>\n\n<|begin_of_solution|>\n\n"
+                "\\boxed{42}\n\n<|end_of_solution|>",
+            },
         ],
     }
     res = revise(row, ScriptedBackend(OVERTHINKING_MODEL), RetroSearchConfig(prompt=RAW, n_rollouts=1))

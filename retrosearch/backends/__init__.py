@@ -15,8 +15,12 @@ _LAZY = {
 }
 
 #: Names accepted by `load_backend` (and the CLI's `--backend`).
-BACKENDS = {"scripted": "ScriptedBackend", "transformers": "TransformersBackend", "vllm": "VLLMBackend",
-            "openai": "OpenAIBackend"}
+BACKENDS = {
+    "scripted": "ScriptedBackend",
+    "transformers": "TransformersBackend",
+    "vllm": "VLLMBackend",
+    "openai": "OpenAIBackend",
+}
 
 
 def __getattr__(name: str) -> Any:

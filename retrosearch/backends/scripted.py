@@ -107,7 +107,9 @@ class ScriptedBackend:
             candidates = [proposed]
         else:
             candidates = list(proposed)
-        allowed = [c for c in candidates if not _contains_banned(apply_stop(c, req.stop)[0], req.banned_words)]
+        allowed = [
+            c for c in candidates if not _contains_banned(apply_stop(c, req.stop)[0], req.banned_words)
+        ]
         if not allowed:
             return Completion(text="", token_ids=[], finish_reason="eos")
         text = allowed[0] if req.temperature == 0 or len(allowed) == 1 else rng.choice(allowed)
