@@ -10,7 +10,6 @@ import json
 import logging
 import math
 import re
-from decimal import Decimal
 import signal
 import string
 import threading
@@ -18,6 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from retrosearch.text import last_boxed
