@@ -355,6 +355,7 @@ def revise_program(
     path = _MainPath(tree.root, _original_chain(tree, trace, closing))
     before = _measure(trace, tree)
     current, revisions, explored, boundary, rollouts, spent = trace, [], 0, 0, 0, 0
+    current_size = before
     seen_switches = 0
 
     while boundary < current.num_thoughts - 1:
@@ -370,7 +371,8 @@ def revise_program(
         at.meta.setdefault("boundaries", []).append(boundary)
         remainder_text = current.thinking_after(boundary)
         rem_steps = count_steps(remainder_text)
-        rem_tokens = tree.count_tokens(remainder_text + closing)
+        # The remainder is the rest of the main path (its spans are already counted): no re-tokenizing.
+        rem_tokens = sum(n.token_count for n in path.nodes[path.nodes.index(at) + 1 :])
         rem_value = cfg.gamma**rem_steps
         budget = max(1, math.ceil(cfg.budget_slack * rem_tokens)) if cfg.token_budget else cfg.max_new_tokens
         results: list[_Rollout] = yield from _rollout(
@@ -378,30 +380,28 @@ def revise_program(
         )
         rollouts += len(results)
         spent += sum(r.tokens for r in results)
-        # Candidates: correct rollouts whose revised trace is no longer; the best has the highest value, then
-        # the fewest tokens. Filtering before ranking keeps a slightly worse winner when the best one is too long.
-        best: tuple[float, int, _Rollout, str, str, Trace] | None = None
-        current_size = _measure(current, tree)
+        ranked: list[tuple[float, int, _Rollout, tuple[str, str]]] = []
         for r in results:
             split = _split_output(r.text, fmt.think_close) if r.finish in ("stop", "eos") else None
             value, correct = 0.0, False
             if split is not None:
-                cont, solution = split
-                correct = verifier(solution, gold).correct
-                value = cfg.gamma ** count_steps(cont) * float(correct)
+                correct = verifier(split[1], gold).correct
+                value = cfg.gamma ** count_steps(split[0]) * float(correct)
             for n in r.nodes:
                 n.correct, n.value = correct, value
-            if (
-                not correct
-                or value <= rem_value
-                or (best is not None and (value, -r.tokens) <= (best[0], -best[1]))
-            ):
-                continue
-            candidate = current.replace_remainder(boundary, *split)
-            if _no_longer(_measure(candidate, tree), current_size):
-                best = (value, r.tokens, r, *split, candidate)
+            if correct and value > rem_value:
+                ranked.append((value, r.tokens, r, split))  # type: ignore[arg-type]
+        # The best candidate has the highest value, then the fewest tokens, among those whose revised trace is
+        # no longer than the current one (checked on whole texts, so the guarantee holds exactly).
+        best: tuple[float, int, _Rollout, str, str, Trace, dict[str, int]] | None = None
+        for value, tokens, r, (cont, solution) in sorted(ranked, key=lambda x: (-x[0], x[1])):
+            candidate = current.replace_remainder(boundary, cont, solution)
+            size = _measure(candidate, tree)
+            if _no_longer(size, current_size):
+                best = (value, tokens, r, cont, solution, candidate, size)
+                break
         if best is not None:
-            value, tokens, r, cont, solution, candidate = best
+            value, tokens, r, cont, solution, candidate, size = best
             for n in r.nodes:
                 n.accepted = True
             revisions.append(
@@ -415,8 +415,7 @@ def revise_program(
                     kind=_kind(current.thinking_before(boundary), cont, gold, verifier),
                 )
             )
-            current = candidate
-            closing = "\n" + fmt.think_close + "\n\n" + solution
+            current, current_size = candidate, size
             path.nodes = path.nodes[: path.nodes.index(at) + 1] + r.nodes
             # The next switch is at the end of the extended thought: same index, new place.
         else:
@@ -424,7 +423,7 @@ def revise_program(
 
     for n in path.nodes:
         n.accepted = n.accepted or n.origin == "original"
-    after = _measure(current, tree)
+    after = current_size
     stats = {
         **{f"{k}_before": v for k, v in before.items()},
         **{f"{k}_after": v for k, v in after.items()},
