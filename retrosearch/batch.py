@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from retrosearch.backends.base import Backend
-from retrosearch.engine import Engine, ProgramError
+from retrosearch.engine import Engine
 from retrosearch.io import BadRow, RowAdapter, count_rows, get_adapter, read_rows
-from retrosearch.search import RetroSearchConfig, RevisionResult, revise_program
-from retrosearch.trace import Trace
+from retrosearch.search import RetroSearchConfig, RevisionResult, revise_iter
 
 __all__ = [
     "BackendSpec",
@@ -176,11 +175,6 @@ def _result_record(
     }
 
 
-def _returning(value: Any) -> Iterator[Any]:
-    return value
-    yield  # pragma: no cover - makes this a generator
-
-
 def process_rows(
     items: Iterable[RowItem],
     backend: Backend,
@@ -206,36 +200,28 @@ def process_rows(
         row in its input layout when `status == "revised"`, else the input row as it came (`None` for a line
         that was not valid JSON, whose text is in `raw`).
     """
-    from retrosearch.verify import get_verifier
+    rows: dict[int, tuple[str, Any, RowAdapter | None]] = {}
 
-    verifier = get_verifier(config.verifier)
-    engine = Engine(backend, max_active=max_active)
-    pending: dict[int, tuple[int, str, Any, RowAdapter]] = {}
-
-    def programs() -> Iterator[Any]:
-        for k, (seq, row_id, row) in enumerate(items):
+    def inputs() -> Iterator[tuple[int, Any]]:
+        for seq, row_id, row in items:
             if isinstance(row, BadRow):
-                yield _returning(_error_record(seq, row_id, row, row.reason))
+                rows[seq] = (row_id, row, None)
+                yield seq, ValueError(row.reason)
                 continue
             adapter = get_adapter(row)
+            rows[seq] = (row_id, row, adapter)
             try:
-                trace = Trace.parse(adapter.to_trace_input(row), keywords=config.keywords)
-            except Exception as e:  # noqa: BLE001 - TraceFormatError names the field; anything else is still one row
-                msg = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
-                yield _returning(_error_record(seq, row_id, row, msg))
-                continue
-            pending[k] = (seq, row_id, row, adapter)
-            yield revise_program(trace, backend, config, verifier, index=seq)
+                yield seq, adapter.to_trace_input(row)
+            except Exception as e:  # noqa: BLE001 - reported as this row's error by revise_iter
+                yield seq, e
 
-    for k, value in engine.run_iter(programs()):
-        if isinstance(value, dict):
-            yield value
-            continue
-        seq, row_id, row, adapter = pending.pop(k)
-        if isinstance(value, ProgramError):
-            yield _error_record(seq, row_id, row, f"{type(value.error).__name__}: {value.error}")
-            continue
-        yield _result_record(seq, row_id, row, adapter, value, save_trees)
+    engine = Engine(backend, max_active=max_active)
+    for result in revise_iter(inputs(), backend, config, engine=engine, indexed=True):
+        row_id, row, adapter = rows.pop(result.index)
+        if adapter is None:
+            yield _error_record(result.index, row_id, row, row.reason)
+        else:
+            yield _result_record(result.index, row_id, row, adapter, result, save_trees)
 
 
 # --------------------------------------------------------------------------- the journal

@@ -13,7 +13,7 @@ from retrosearch.backends.base import Backend
 from retrosearch.config import check_choices, option
 from retrosearch.engine import Engine, Generate, ProgramError
 from retrosearch.text import last_boxed
-from retrosearch.trace import DEFAULT_KEYWORDS, Trace, TraceFormatError
+from retrosearch.trace import DEFAULT_KEYWORDS, Trace
 from retrosearch.tree import Node, SearchTree, count_steps
 from retrosearch.verify import Verifier, get_verifier
 
@@ -489,41 +489,52 @@ def _as_items(traces: Any) -> tuple[Iterable[Any], bool]:
 
 
 def revise_iter(
-    traces: Iterable[TraceLike],
+    traces: Iterable[Any],
     backend: Backend,
     config: RetroSearchConfig | None = None,
     *,
     verifier: Verifier | str | None = None,
     engine: Engine | None = None,
-    start_index: int = 0,
+    indexed: bool = False,
 ) -> Iterator[RevisionResult]:
     """Revise `traces`, yielding each `RevisionResult` as soon as it is done (not in input order).
 
-    `result.index` is the input position (plus `start_index`). Inputs that cannot be parsed give an `"error"`
-    result naming the field; the batch goes on.
+    Args:
+        traces: Trace-likes (see `revise`); with `indexed=True`, `(index, trace_like)` pairs instead, where the
+            index numbers the result and seeds its rollouts (so a resumed or sharded job revises a row exactly
+            as an uninterrupted one), and a trace-like may be an exception raised upstream (reported as the
+            row's error).
+        backend, config, verifier, engine: As in `revise`.
+
+    Inputs that cannot be parsed give an `"error"` result naming the row and field; the batch goes on.
     """
     cfg = config or RetroSearchConfig()
     ver = get_verifier(verifier if verifier is not None else cfg.verifier)
     eng = engine or Engine(backend)
-    parsed: dict[int, Trace | None] = {}
+    index_of: dict[int, int] = {}
+    parsed: dict[int, Trace] = {}
 
     def programs() -> Iterator[Any]:
         for k, item in enumerate(traces):
-            i = start_index + k
+            i, item = item if indexed else (k, item)
+            index_of[k] = i
             try:
+                if isinstance(item, BaseException):
+                    raise item
                 trace = item if isinstance(item, Trace) else Trace.parse(item, keywords=cfg.keywords)
-            except TraceFormatError as e:
-                yield _returning(RevisionResult(i, "error", f"row {i}: {e}"))
+            except Exception as e:  # noqa: BLE001 - TraceFormatError names the field; anything else is one row
+                msg = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
+                yield _returning(RevisionResult(i, "error", f"row {i}: {msg}"))
                 continue
             parsed[i] = trace
             yield revise_program(trace, backend, cfg, ver, index=i)
 
     for k, value in eng.run_iter(programs()):
+        i = index_of.pop(k)
         if isinstance(value, ProgramError):
-            i = start_index + k
             t = parsed.get(i)
             value = RevisionResult(i, "error", f"row {i}: {type(value.error).__name__}: {value.error}", t, t)
-        parsed.pop(value.index, None)
+        parsed.pop(i, None)
         yield value
 
 
