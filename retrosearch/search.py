@@ -43,12 +43,16 @@ class PromptFormat:
 
     def render(self, question: str, backend: Any) -> str:
         user = self.question_template.format(question=question)
+        prompt = None
         if self.use_chat_template and hasattr(backend, "apply_chat_template"):
             messages = [{"role": "user", "content": user}]
             if self.system_prompt:
                 messages.insert(0, {"role": "system", "content": self.system_prompt})
-            prompt = backend.apply_chat_template(messages)
-        else:
+            try:
+                prompt = backend.apply_chat_template(messages)
+            except ValueError:  # the tokenizer has no chat template: a base model reads the raw prompt
+                prompt = None
+        if prompt is None:
             prompt = self.raw_template.format(question=user)
         if not prompt.endswith(self.think_open):
             # R1-distill templates already end with "<think>\n"; others need the tag.
@@ -203,12 +207,15 @@ def _split_output(text: str, close: str) -> tuple[str, str] | None:
     return text[:k].rstrip(), text[k + len(close) :].strip()
 
 
+_BLANK_RETRIES = 3
+
+
 def _rollout(start: Node, cfg: RetroSearchConfig, budget: int, seed: int, boundary: int) -> Iterator[Any]:
     """Sub-program: `cfg.n_rollouts` continuations from `start`, the switch words banned in the first step.
 
     The first step is generated with the ban and a blank-line stop; since the cut is before the separator, a
-    sample that stopped on the bare separator gets one more banned request for the step's text. The rest runs
-    free under the token budget. Returns `list[_Rollout]`.
+    sample that stopped on the bare separator is asked again, still banned, for the step's text (up to
+    `_BLANK_RETRIES` times). The rest runs free under the token budget. Returns `list[_Rollout]`.
     """
     ban, sep = cfg.first_step_ban, ("\n\n",)
     first_cap = min(cfg.first_step_max_tokens, budget)
@@ -224,8 +231,12 @@ def _rollout(start: Node, cfg: RetroSearchConfig, budget: int, seed: int, bounda
         **common,
     )
     chains = [[f] for f in firsts]
-    again = [k for k, f in enumerate(firsts) if f.finish_reason == "stop" and not f.text.strip()]
-    if again:
+    # A sample that stopped on a bare separator has not written its first step yet: ask again, still banned
+    # (a few times, since a model may emit several blank lines in a row).
+    for attempt in range(_BLANK_RETRIES):
+        again = [k for k, c in enumerate(chains) if c[-1].finish_reason == "stop" and not c[-1].text.strip()]
+        if not again:
+            break
         more: list[list[Node]] = yield [
             Generate(
                 chains[k][-1],
@@ -233,7 +244,7 @@ def _rollout(start: Node, cfg: RetroSearchConfig, budget: int, seed: int, bounda
                 max_tokens=first_cap,
                 stop=sep,
                 banned_words=ban,
-                seed=seed + 1 + k,
+                seed=seed + 1 + k + attempt * cfg.n_rollouts,
                 meta={"boundary": boundary, "phase": "first_step"},
                 **common,
             )
@@ -244,7 +255,8 @@ def _rollout(start: Node, cfg: RetroSearchConfig, budget: int, seed: int, bounda
     cont: list[int] = []
     for k, chain in enumerate(chains):
         used = sum(n.token_count for n in chain)
-        if chain[-1].finish_reason == "stop" and used < budget:
+        # Still blank after the retries: a degenerate sample, not continued (it could only switch or stall).
+        if chain[-1].finish_reason == "stop" and chain[-1].text.strip() and used < budget:
             cont.append(k)
     if cont:
         rest: list[list[Node]] = yield [
@@ -416,6 +428,9 @@ def revise_program(
                 )
             )
             current, current_size = candidate, size
+            for n in path.nodes[path.nodes.index(at) + 1 :]:
+                if n.origin == "rollout":  # accepted at an earlier switch, now cut short
+                    n.meta["superseded"] = True
             path.nodes = path.nodes[: path.nodes.index(at) + 1] + r.nodes
             # The next switch is at the end of the extended thought: same index, new place.
         else:

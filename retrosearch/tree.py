@@ -45,7 +45,8 @@ class Node:
         value: The value a search assigned to this branch (e.g. `gamma ** steps * reward`).
         correct: Whether the answer reached through this node is correct (`None`: not graded).
         finish_reason: How generation of this span ended (`"stop"`, `"eos"`, `"length"`, `"error"`).
-        accepted: Whether a search kept this branch.
+        accepted: Whether a search accepted this branch (Retro-Search: at its switch; a rollout accepted and
+            then cut short at a later switch keeps the flag and gets `meta["superseded"] = True`).
         meta: Free-form annotations (boundary index, phase, tool name, ...). Must be JSON-serialisable.
         children: Ids of the children, in the order they were added.
     """
