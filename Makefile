@@ -38,7 +38,8 @@ vllm-venv:
 test-vllm: install vllm-venv
 	# The vLLM tests read the SmolLM2 safetensors folder converted once by the main environment.
 	$(BIN)/python -m retrosearch.testing smollm2
-	$(VLLM_VENV)/bin/python -m pytest -m vllm -q
+	RETROSEARCH_REQUIRE_VLLM=1 $(VLLM_VENV)/bin/python -m pytest -m vllm -q -p no:cacheprovider \
+	    tests/test_backend_vllm.py tests/test_backend_openai.py
 
 test: lint test-fast test-vllm
 

