@@ -27,6 +27,9 @@ __all__ = [
     "run_batch",
 ]
 
+#: Backend kinds the command line accepts.
+BACKEND_KINDS = ("scripted", "transformers", "vllm", "openai")
+
 #: One input row on its way through the batch: (position in the input, stable row id, the row).
 RowItem = tuple[int, str, Any]
 
@@ -48,6 +51,7 @@ class BackendSpec:
         trust_remote_code: Allow code from the model folder to run (off unless asked for).
         max_model_len: Context length for vllm.
         scripted_latency: Fake seconds per backend call (scripted).
+        batch_size: Sequences per forward batch (transformers).
     """
 
     kind: str
@@ -60,11 +64,62 @@ class BackendSpec:
     trust_remote_code: bool = False
     max_model_len: int | None = None
     scripted_latency: float = 0.0
+    batch_size: int = 16
+
+    @staticmethod
+    def add_arguments(group: Any, *, model_help: str, model_required: bool = False) -> None:
+        """The command-line flags of a backend (`--backend`, `--model`, ...), shared by every subcommand."""
+        group.add_argument(
+            "--backend", required=True, choices=BACKEND_KINDS, help="Where generation happens."
+        )
+        group.add_argument("--model", default=None, required=model_required, help=model_help)
+        group.add_argument(
+            "--tokenizer", default=None, help="Tokenizer path/name when it differs from the model."
+        )
+        group.add_argument(
+            "--base-url", default=None, help="OpenAI-compatible server (openai), e.g. http://127.0.0.1:8000."
+        )
+        group.add_argument(
+            "--api-key", default=None, help="Bearer token for openai (default: $OPENAI_API_KEY if set)."
+        )
+        group.add_argument("--device", default="auto", help="Device for transformers (auto, cpu, cuda, ...).")
+        group.add_argument("--dtype", default="auto", help="Weights dtype (transformers, vllm).")
+        group.add_argument("--max-model-len", type=int, default=None, help="Context length (vllm).")
+        group.add_argument(
+            "--batch-size", type=int, default=16, help="Sequences per forward batch (transformers)."
+        )
+        group.add_argument(
+            "--trust-remote-code", action="store_true", help="Allow code shipped with the model to run."
+        )
+
+    @classmethod
+    def from_args(cls, args: Any, *, model: str | None = None) -> BackendSpec:
+        """The spec of parsed `add_arguments` flags (`model` overrides `--model`, e.g. a revision model)."""
+        return cls(
+            kind=args.backend,
+            model=model or args.model,
+            tokenizer=args.tokenizer,
+            base_url=args.base_url,
+            api_key=args.api_key,
+            device=args.device,
+            dtype=args.dtype,
+            trust_remote_code=args.trust_remote_code,
+            max_model_len=args.max_model_len,
+            scripted_latency=getattr(args, "scripted_latency", 0.0),
+            batch_size=args.batch_size,
+        )
 
     def build(self) -> Backend:
-        """Load the backend (heavy libraries are imported here, not before)."""
+        """Load the backend (heavy libraries are imported here, not before).
+
+        For transformers and vllm, `model` may also name a shipped toy model (`toy-base`, `toy-small`).
+        """
         from retrosearch.backends import ScriptedBackend, load_backend
 
+        if self.kind in ("transformers", "vllm"):
+            from retrosearch.distill import resolve_model
+
+            self = dataclasses.replace(self, model=resolve_model(self.model))
         if self.kind == "scripted":
             return ScriptedBackend(load_script(self.model), latency_s=self.scripted_latency)
         if self.kind == "transformers":
@@ -75,6 +130,7 @@ class BackendSpec:
                 device=self.device,
                 dtype=self.dtype,
                 trust_remote_code=self.trust_remote_code,
+                batch_size=self.batch_size,
             )
         if self.kind == "vllm":
             return load_backend(

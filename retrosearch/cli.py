@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from retrosearch.batch import BackendSpec
+
 #: A subcommand: a function that adds its parser to `subparsers` and sets `func` (`Namespace -> int`) on it.
 Command = Callable[[Any], None]
 
@@ -18,8 +20,6 @@ COMMANDS: dict[str, Command] = {}
 #: Modules imported before parsing so that their `@register_command` functions run (for subcommands kept
 #: outside this file, e.g. `"retrosearch.distill"`); a module that fails to import is reported, not fatal.
 COMMAND_MODULES: tuple[str, ...] = ("retrosearch.distill", "retrosearch.evaluate", "retrosearch.demo")
-
-BACKEND_CHOICES = ("scripted", "transformers", "vllm", "openai")
 
 
 def register_command(name: str) -> Callable[[Command], Command]:
@@ -96,32 +96,17 @@ def _revise_parser(subparsers: Any) -> None:
     io.add_argument("--no-progress", action="store_true", help="No progress bar.")
 
     m = p.add_argument_group("model")
-    m.add_argument("--backend", required=True, choices=BACKEND_CHOICES, help="Where generation happens.")
-    m.add_argument(
-        "--model",
-        default=None,
-        help="The model whose traces are revised (and, unless --revision-model is given, the one that "
-        "revises): a path or hub name, the server's model name for openai, a JSON script for "
-        "scripted.",
+    BackendSpec.add_arguments(
+        m,
+        model_help="The model whose traces are revised (and, unless --revision-model is given, the one that "
+        "revises): a path or hub name, a shipped toy model, the server's model name for openai, a JSON script "
+        "for scripted.",
     )
     m.add_argument(
         "--revision-model",
         default=None,
         help="The model that revises, when not --model (weak-to-strong: a smaller model revises a "
         "stronger model's traces).",
-    )
-    m.add_argument("--tokenizer", default=None, help="Tokenizer path/name when it differs from the model.")
-    m.add_argument(
-        "--base-url", default=None, help="OpenAI-compatible server (openai), e.g. http://127.0.0.1:8000."
-    )
-    m.add_argument(
-        "--api-key", default=None, help="Bearer token for openai (default: $OPENAI_API_KEY if set)."
-    )
-    m.add_argument("--device", default="auto", help="Device for transformers (auto, cpu, cuda, ...).")
-    m.add_argument("--dtype", default="auto", help="Weights dtype (transformers, vllm).")
-    m.add_argument("--max-model-len", type=int, default=None, help="Context length (vllm).")
-    m.add_argument(
-        "--trust-remote-code", action="store_true", help="Allow code shipped with the model to run."
     )
     m.add_argument(
         "--scripted-latency", type=float, default=0.0, help="Fake seconds per backend call (scripted)."
@@ -212,20 +197,9 @@ def _search_config(args: argparse.Namespace) -> Any:
 
 
 def _run_revise(args: argparse.Namespace) -> int:
-    from retrosearch.batch import BackendSpec, run_batch
+    from retrosearch.batch import run_batch
 
-    spec = BackendSpec(
-        kind=args.backend,
-        model=args.revision_model or args.model,
-        tokenizer=args.tokenizer,
-        base_url=args.base_url,
-        api_key=args.api_key,
-        device=args.device,
-        dtype=args.dtype,
-        trust_remote_code=args.trust_remote_code,
-        max_model_len=args.max_model_len,
-        scripted_latency=args.scripted_latency,
-    )
+    spec = BackendSpec.from_args(args, model=args.revision_model)
     summary = run_batch(
         args.input,
         args.output,

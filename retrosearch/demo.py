@@ -48,13 +48,10 @@ class DemoConfig:
 
 # --------------------------------------------------------------------------- steps
 def _backend(kind: str, model: str) -> Any:
-    from retrosearch.backends import load_backend
-    from retrosearch.distill import resolve_model
+    from retrosearch.batch import BackendSpec
 
-    path = resolve_model(model)
-    if kind == "vllm":
-        return load_backend("vllm", model=path, dtype="float32", max_model_len=2048, enforce_eager=True)
-    return load_backend("transformers", model=path, device="cpu", dtype="float32", batch_size=64)
+    # float32: about twice as fast as bf16 on CPU for a model this small.
+    return BackendSpec(kind, model, device="cpu", dtype="float32", max_model_len=2048, batch_size=64).build()
 
 
 def sample_traces(

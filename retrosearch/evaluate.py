@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from retrosearch.backends.base import Backend
+from retrosearch.batch import BackendSpec
 from retrosearch.config import check_choices, option, to_dict
 from retrosearch.engine import Engine, Generate, ProgramError
 from retrosearch.search import PromptFormat
@@ -580,28 +581,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="YAML file of EvalConfig fields (flags override it).")
     p.add_argument("--no-progress", action="store_true", help="No progress bar.")
     m = p.add_argument_group("model")
-    m.add_argument(
-        "--backend",
-        required=True,
-        choices=("scripted", "transformers", "vllm", "openai"),
-        help="Where generation happens.",
-    )
-    m.add_argument(
-        "--model",
-        required=True,
-        help="A model folder or hub id, a shipped toy model (toy-base, toy-small), the server's model name for "
-        "openai, or a JSON script for scripted.",
-    )
-    m.add_argument("--tokenizer", default=None, help="Tokenizer path/name when it differs from the model.")
-    m.add_argument("--base-url", default=None, help="OpenAI-compatible server (openai).")
-    m.add_argument(
-        "--api-key", default=None, help="Bearer token for openai (default: $OPENAI_API_KEY if set)."
-    )
-    m.add_argument("--device", default="auto", help="Device for transformers (auto, cpu, cuda, ...).")
-    m.add_argument("--dtype", default="auto", help="Weights dtype (transformers, vllm).")
-    m.add_argument("--max-model-len", type=int, default=None, help="Context length (vllm).")
-    m.add_argument(
-        "--trust-remote-code", action="store_true", help="Allow code shipped with the model to run."
+    BackendSpec.add_arguments(
+        m,
+        model_required=True,
+        model_help="A model folder or hub id, a shipped toy model (toy-base, toy-small), the server's model name "
+        "for openai, or a JSON script for scripted.",
     )
     add_arguments(p.add_argument_group("EvalConfig (flags override --config)"), EvalConfig)
     p.set_defaults(func=run_cli, _parser=p)
@@ -618,28 +602,11 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
 
 def run_cli(args: argparse.Namespace) -> int:
     """`retrosearch evaluate`: sample, grade, print the table, write the JSON."""
-    from retrosearch.batch import BackendSpec
-
     try:
         cfg = config_from_args(args)
     except (ValueError, TypeError) as e:
         args._parser.error(str(e))
-    model = args.model
-    if args.backend in ("transformers", "vllm"):
-        from retrosearch.distill import resolve_model
-
-        model = resolve_model(model)
-    spec = BackendSpec(
-        kind=args.backend,
-        model=model,
-        tokenizer=args.tokenizer,
-        base_url=args.base_url,
-        api_key=args.api_key,
-        device=args.device,
-        dtype=args.dtype,
-        trust_remote_code=args.trust_remote_code,
-        max_model_len=args.max_model_len,
-    )
+    spec = BackendSpec.from_args(args)
     # Load the benchmarks before the model: a typo should not cost a model load.
     benches = [
         load_benchmark(
