@@ -23,20 +23,23 @@ def approx_token_count(text: str) -> int:
     return sum(1 for _ in _FALLBACK_TOKEN.finditer(text))
 
 
+def encode(text: str, tokenizer: Tokenizer) -> list[int]:
+    """Token ids of `text` (no special tokens added) under a `Backend`, a Hugging Face tokenizer or a callable."""
+    if hasattr(tokenizer, "tokenize") and hasattr(tokenizer, "generate"):  # a Backend
+        return list(tokenizer.tokenize(text))
+    if hasattr(tokenizer, "encode"):
+        try:
+            return list(tokenizer.encode(text, add_special_tokens=False))
+        except TypeError:
+            return list(tokenizer.encode(text))
+    return list(tokenizer(text))
+
+
 def count_tokens(text: str, tokenizer: Tokenizer | None = None) -> int:
     """Number of tokens in `text` under `tokenizer` (no special tokens added), or `approx_token_count`."""
     if tokenizer is None:
         return approx_token_count(text)
-    if not text:
-        return 0
-    if hasattr(tokenizer, "tokenize") and hasattr(tokenizer, "generate"):  # a Backend
-        return len(tokenizer.tokenize(text))
-    if hasattr(tokenizer, "encode"):
-        try:
-            return len(tokenizer.encode(text, add_special_tokens=False))
-        except TypeError:
-            return len(tokenizer.encode(text))
-    return len(tokenizer(text))
+    return len(encode(text, tokenizer)) if text else 0
 
 
 def find_boxed(text: str) -> list[tuple[int, int, str]]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from retrosearch.text import Tokenizer, count_tokens
+from retrosearch.text import Tokenizer, count_tokens, encode
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -120,17 +120,7 @@ class SearchTree:
 
     def tokenize(self, text: str) -> list[int] | None:
         """Token ids of `text` under the tree's tokenizer (`None` without one)."""
-        tok = self.tokenizer
-        if tok is None:
-            return None
-        if hasattr(tok, "tokenize") and hasattr(tok, "generate"):
-            return list(tok.tokenize(text))
-        if hasattr(tok, "encode"):
-            try:
-                return list(tok.encode(text, add_special_tokens=False))
-            except TypeError:
-                return list(tok.encode(text))
-        return list(tok(text))
+        return None if self.tokenizer is None else encode(text, self.tokenizer)
 
     def count_tokens(self, text: str) -> int:
         """Tokens in `text` under the tree's tokenizer, or the documented approximation without one."""
