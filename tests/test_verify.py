@@ -379,7 +379,7 @@ def test_worker_threads_grade_and_time_out() -> None:
         assert r.verdict is Verdict.UNPARSEABLE and r.reason.startswith("timed out")
         assert elapsed < 20.0  # the deadline plus killing the worker (a loaded machine is slow)
     with pytest.raises(RuntimeError, match="main thread"), ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(MathVerifier(mode="signal"), "\\boxed{1}", "1").result()
+        pool.submit(MathVerifier(mode="signal"), "\\boxed{\\frac{2}{2}}", "1").result()
 
 
 @pytest.mark.slow
@@ -391,7 +391,8 @@ def test_process_mode_from_main_thread() -> None:
     assert time.monotonic() - start < 4.0
     assert v("\\boxed{0.25}", "1/4").correct  # a fresh worker took over from the killed one
     with ThreadPoolExecutor(max_workers=2) as pool:  # concurrent calls each check out their own worker
-        results = list(pool.map(v, ["\\boxed{2}", "\\boxed{3}", "\\boxed{4}"], ["2", "3", "5"]))
+        responses = ["\\boxed{\\frac{4}{2}}", "\\boxed{\\frac{6}{2}}", "\\boxed{\\frac{8}{2}}"]
+        results = list(pool.map(v, responses, ["2", "3", "5"]))
     assert [r.verdict for r in results] == [Verdict.CORRECT, Verdict.CORRECT, Verdict.INCORRECT]
 
 
@@ -399,7 +400,7 @@ def test_cache_hit_does_not_parse_again(monkeypatch: pytest.MonkeyPatch) -> None
     import math_verify
 
     v = MathVerifier()
-    v("\\boxed{1}", "1")  # warm-up outside the count
+    v("\\boxed{\\frac{2}{2}}", "1")  # warm-up outside the count (plain numbers skip math-verify)
     calls: list[str] = []
     real_parse = math_verify.parse
 
@@ -408,24 +409,27 @@ def test_cache_hit_does_not_parse_again(monkeypatch: pytest.MonkeyPatch) -> None
         return real_parse(text, *args, **kwargs)
 
     monkeypatch.setattr(math_verify, "parse", counting_parse)
-    first = v("so \\boxed{72}", "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n#### 72")
-    assert first.correct and calls == ["$72$", "$72$"]  # the gold, then the prediction
-    again = v("another trace, same answer: \\boxed{72}", "72")  # same (prediction, normalized gold)
+    first = v("so \\boxed{\\frac{144}{2}}", "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n#### 72")
+    assert first.correct and calls == ["$72$", "$\\frac{144}{2}$"]  # the gold, then the prediction
+    again = v(
+        "another trace, same answer: \\boxed{\\frac{144}{2}}", "72"
+    )  # same (prediction, normalized gold)
     assert again == first and len(calls) == 2
     assert v.cache_info() == {"hits": 1, "misses": 2, "timeouts": 0, "size": 2}  # with the warm-up call
-    v("\\boxed{73}", "72")
+    v("\\boxed{\\frac{146}{2}}", "72")
     assert len(calls) == 4 and v.cache_info()["misses"] == 3
 
 
 def test_cache_is_lru_and_can_be_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    one, two = "\\boxed{\\frac{2}{2}}", "\\boxed{\\frac{4}{2}}"  # not plain numbers: they reach the cache
     v = MathVerifier(cache_size=1)
-    v("\\boxed{1}", "1")
-    v("\\boxed{2}", "2")  # evicts ("1", "1")
-    v("\\boxed{1}", "1")
+    v(one, "1")
+    v(two, "2")  # evicts (one, "1")
+    v(one, "1")
     assert v.cache_info() == {"hits": 0, "misses": 3, "timeouts": 0, "size": 1}
     off = MathVerifier(cache_size=0)
-    off("\\boxed{1}", "1")
-    off("\\boxed{1}", "1")
+    off(one, "1")
+    off(one, "1")
     assert off.cache_info() == {"hits": 0, "misses": 2, "timeouts": 0, "size": 0}
 
 
