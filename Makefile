@@ -22,8 +22,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	$(BIN)/retrosearch revise --input examples/traces.jsonl --output runs/example.jsonl \
-	    --backend scripted --model examples/scripted_model.json --save-trees
+	$(BIN)/retrosearch demo
 
 lint: install
 	$(BIN)/ruff check retrosearch tests benchmarks scripts
