@@ -209,3 +209,17 @@ def test_property_revised_trace_is_correct_and_never_longer(case, seed):
         assert res.stats["steps_after"] < res.stats["steps_before"] or (
             res.stats["thinking_tokens_after"] < res.stats["thinking_tokens_before"]
         )
+
+
+def test_a_datasets_dataset_is_revised_row_by_row_in_order():
+    datasets = pytest.importorskip("datasets")
+    ds = datasets.Dataset.from_list(
+        [
+            {"question": "q", "response": OVERTHINKING, "gold": "42"},
+            {"question": "q", "response": UNDERTHINKING, "gold": "132"},
+        ]
+    )
+    backend = ScriptedBackend({**OVERTHINKING_MODEL, **UNDERTHINKING_MODEL})
+    out = revise(ds, backend, RetroSearchConfig(prompt=RAW, n_rollouts=1))
+    assert [r.index for r in out] == [0, 1] and [r.status for r in out] == ["revised", "revised"]
+    assert out[1].revised.answer == "132"
