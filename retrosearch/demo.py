@@ -189,8 +189,8 @@ def self_improvement(cfg: DemoConfig, out: Path, rows: list[dict]) -> dict[str, 
         )
         result = evaluate(backend, "toy", ecfg, output=out / f"eval-{name}.json", progress=True)
         students[name] = {
-            "train_examples": summary.get("examples"),
-            "steps": summary.get("global_step"),
+            "train_examples": summary["data"]["examples"],
+            "steps": summary["global_step"],
             **{
                 k: result["benchmarks"]["toy"][k]
                 for k in ("accuracy", "mean_thinking_tokens", "mean_thinking_tokens_correct")
