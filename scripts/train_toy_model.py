@@ -158,6 +158,27 @@ def collate(rows, idx, pad_id: int):
     return ids, labels, mask
 
 
+def finalize_folder(out: Path) -> None:
+    """Make a saved folder load the same way in older transformers (and vLLM's pinned one).
+
+    The weights are stored in fp16 (small folder) but the config says float32, so `from_pretrained` computes in
+    fp32; `rope_theta` and `torch_dtype` are repeated in their pre-5.0 places; the tokenizer class is the
+    portable `PreTrainedTokenizerFast` and the 5.x-only keys are dropped from its config.
+    """
+    cfg_path = out / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["dtype"] = cfg["torch_dtype"] = "float32"
+    cfg.setdefault("rope_theta", (cfg.get("rope_parameters") or {}).get("rope_theta", 10000.0))
+    cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+    tok_path = out / "tokenizer_config.json"
+    tok = json.loads(tok_path.read_text())
+    tok["tokenizer_class"] = "PreTrainedTokenizerFast"
+    for k in ("backend", "extra_special_tokens", "is_local", "local_files_only"):
+        tok.pop(k, None)
+    tok_path.write_text(json.dumps(tok, indent=2, sort_keys=True) + "\n")
+    (out / "model.safetensors").chmod(0o644)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -313,16 +334,11 @@ def main(argv: list[str] | None = None) -> None:
     model.config.use_cache = True
     # fp16 weights keep the folder small; the config says float32 so from_pretrained computes in fp32
     model.half().save_pretrained(out)
-    cfg_path = out / "config.json"
-    cfg = json.loads(cfg_path.read_text())
-    for k in ("dtype", "torch_dtype"):
-        if k in cfg:
-            cfg[k] = "float32"
-    cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
     tokenizer.save_pretrained(out)
     GenerationConfig(
         eos_token_id=eos_id, pad_token_id=pad_id, bos_token_id=None, max_new_tokens=512
     ).save_pretrained(out)
+    finalize_folder(out)
     shown_out = out.resolve().relative_to(ROOT) if out.resolve().is_relative_to(ROOT) else out
     command = (
         f"nice -n 10 python scripts/train_toy_model.py --name {args.name} --width {args.width} "

@@ -1,21 +1,21 @@
 """The toy world: seeded arithmetic problems and R1-style traces with over-thinking, under-thinking and slips.
 
 Pure Python (no torch). A problem is a chain of 2-4 operations on small integers, written as one expression,
-e.g. `(17 + 25) * 3 - 40`; its answer is the unique integer value. A trace is R1's format::
+e.g. `(17 + 8) * 3 - 15`; its answer is the unique integer value. A trace is R1's format::
 
     <think>
-    I need to compute (17 + 25) * 3 - 40. Let me go step by step.
+    I need to compute (17 + 8) * 3 - 15. Let me go step by step.
 
-    First, 17 + 25 = 42.
+    First, 17 + 8 = 25.
 
-    Then 42 * 3 = 126.
+    Then 25 * 3 = 75.
 
-    Then 126 - 40 = 86.
+    Then 75 - 15 = 60.
 
-    So the answer is 86.
+    So the answer is 60.
     </think>
 
-    The answer is \\boxed{86}.
+    The answer is \\boxed{60}.
 
 Thought switches start a step with "Wait", "Alternatively" or "Hmm". The habits mixed in at `TraceConfig` rates:
 
@@ -23,7 +23,7 @@ Thought switches start a step with "Wait", "Alternatively" or "Hmm". The habits 
   confirms the same answer;
 - **abandoned line** (under-thinking): a line that was going well is dropped mid-way and the computation restarts
   from the beginning in a new thought;
-- **slip**: one step has a wrong result and the next step ("Wait, 42 * 3 is 126, not 136.") corrects it;
+- **slip**: one step has a wrong result and the next step ("Wait, 25 * 3 is 75, not 65.") corrects it;
 - **wrong ending**: a slip that is never corrected, so the trace ends with a wrong answer.
 
 `detect_habits` recognises the same habits in any text of this format (model-sampled traces included), judging
@@ -86,7 +86,7 @@ class Problem:
 
     @property
     def expression(self) -> str:
-        """The chain as an expression with standard precedence, e.g. `(17 + 25) * 3 - 40`."""
+        """The chain as an expression with standard precedence, e.g. `(17 + 8) * 3 - 15`."""
         expr, top = str(self.start), None  # `top`: the operator applied last, outside any parentheses
         for op, b in self.ops:
             if op in "*/" and top in ("+", "-"):
