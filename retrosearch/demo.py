@@ -51,7 +51,7 @@ def _backend(kind: str, model: str) -> Any:
     from retrosearch.batch import BackendSpec
 
     # float32: about twice as fast as bf16 on CPU for a model this small.
-    return BackendSpec(kind, model, device="cpu", dtype="float32", max_model_len=2048, batch_size=64).build()
+    return BackendSpec(kind, model, device="cpu", dtype="float32", max_model_len=1024, batch_size=64).build()
 
 
 def sample_traces(

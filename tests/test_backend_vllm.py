@@ -160,3 +160,12 @@ def test_greedy_and_logprobs_agree_with_transformers(
         assert a.token_ids == b.token_ids, (a.text, b.text)
         assert a.text == b.text and a.finish_reason == b.finish_reason and a.stop_reason == b.stop_reason
         assert a.logprobs == pytest.approx(b.logprobs, abs=2e-3)
+
+
+def test_chat_template_is_the_models_so_revise_prompts_like_transformers(backend: Backend) -> None:
+    from retrosearch.search import PromptFormat
+
+    messages = [{"role": "user", "content": "What is 2 + 3?"}]
+    text = backend.apply_chat_template(messages)
+    assert text == backend.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert PromptFormat().render("What is 2 + 3?", backend) == text + "<think>\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 FinishReason = Literal["stop", "length", "eos", "error"]
 
@@ -115,3 +115,22 @@ def apply_stop(text: str, stop: Sequence[str]) -> tuple[str, str | None]:
     if best is None:
         return text, None
     return text[: best[0] + len(best[1])], best[1]
+
+
+def chat_prompt(
+    tokenizer: Any,
+    messages: Sequence[dict[str, str]],
+    *,
+    add_generation_prompt: bool = True,
+    name: str = "the model",
+) -> str:
+    """Chat `messages` as prompt text with a Hugging Face tokenizer's template (shared by the backends).
+
+    Raises:
+        ValueError: the tokenizer has no chat template (callers such as `PromptFormat` fall back to raw text).
+    """
+    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+        raise ValueError(f"the tokenizer of {name} has no chat template")
+    return tokenizer.apply_chat_template(
+        list(messages), tokenize=False, add_generation_prompt=add_generation_prompt
+    )

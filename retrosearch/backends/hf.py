@@ -21,7 +21,7 @@ from transformers import (
 )
 from transformers.generation.logits_process import NoBadWordsLogitsProcessor
 
-from retrosearch.backends.base import Completion, GenerationRequest, apply_stop
+from retrosearch.backends.base import Completion, GenerationRequest, apply_stop, chat_prompt
 
 _DTYPES = {
     "float32": torch.float32,
@@ -178,10 +178,11 @@ class TransformersBackend:
         self, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True
     ) -> str:
         """Format chat `messages` (`[{"role": ..., "content": ...}]`) as prompt text with the model's template."""
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise ValueError(f"the tokenizer of {self.model.name_or_path!r} has no chat template")
-        return self.tokenizer.apply_chat_template(
-            list(messages), tokenize=False, add_generation_prompt=add_generation_prompt
+        return chat_prompt(
+            self.tokenizer,
+            messages,
+            add_generation_prompt=add_generation_prompt,
+            name=repr(self.model.name_or_path),
         )
 
     def _continuation_text(self, context: Sequence[int], ids: Sequence[int]) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from retrosearch.backends.base import Completion, FinishReason, GenerationRequest, apply_stop
+from retrosearch.backends.base import Completion, FinishReason, GenerationRequest, apply_stop, chat_prompt
 
 
 class ServerError(Exception):
@@ -116,6 +116,15 @@ class OpenAIBackend:
         if not isinstance(tokens, list):
             raise RuntimeError(f"{self.root}/tokenize answered without a 'tokens' list: {str(answer)[:200]}")
         return [int(t) for t in tokens]
+
+    def apply_chat_template(
+        self, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True
+    ) -> str:
+        """Format chat `messages` with the local tokenizer's template (requires `tokenizer=`; the completions
+        endpoint takes raw text, so the template is applied here)."""
+        return chat_prompt(
+            self._local_tokenizer(), messages, add_generation_prompt=add_generation_prompt, name=self.model
+        )
 
     def _local_tokenizer(self) -> Any:
         if self._tokenizer_spec is None:

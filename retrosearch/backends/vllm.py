@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from retrosearch.backends.base import Completion, FinishReason, GenerationRequest
+from retrosearch.backends.base import Completion, FinishReason, GenerationRequest, chat_prompt
 
 
 class VLLMBackend:
@@ -97,6 +97,14 @@ class VLLMBackend:
     def tokenize(self, text: str) -> list[int]:
         """Token ids of `text` without special tokens added."""
         return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def apply_chat_template(
+        self, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True
+    ) -> str:
+        """Format chat `messages` (`[{"role": ..., "content": ...}]`) as prompt text with the model's template."""
+        return chat_prompt(
+            self.tokenizer, messages, add_generation_prompt=add_generation_prompt, name=self.name
+        )
 
     def decode(self, ids: Sequence[int]) -> str:
         """Text of `ids`, special tokens dropped."""
