@@ -716,6 +716,20 @@ def _axes(ax: Axes | None, figsize: tuple[float, float] = (5.0, 4.0)) -> Axes:
     return ax
 
 
+def _scatter_by_status(ax: Any, table: Any, x: str, y: str) -> None:
+    """One scatter series per search outcome (unchanged in gray, revised in blue) of `table[x]` vs `table[y]`."""
+    for status, color in (("unchanged", "tab:gray"), ("revised", "tab:blue")):
+        part = table[table["status"] == status]
+        ax.scatter(
+            part[x].astype(float),
+            part[y].astype(float),
+            s=14,
+            alpha=0.7,
+            color=color,
+            label=f"{status} ({len(part)})",
+        )
+
+
 def plot_lengths(results: ResultsLike, ax: Axes | None = None) -> Axes:
     """Thinking tokens after vs before, one point per searched trace, with the diagonal (no change).
 
@@ -724,16 +738,7 @@ def plot_lengths(results: ResultsLike, ax: Axes | None = None) -> Axes:
     tt = trace_table(results)
     s = tt[tt["status"].isin(SEARCHED)]
     ax = _axes(ax)
-    for status, color in (("unchanged", "tab:gray"), ("revised", "tab:blue")):
-        part = s[s["status"] == status]
-        ax.scatter(
-            part["thinking_tokens_before"].astype(float),
-            part["thinking_tokens_after"].astype(float),
-            s=14,
-            alpha=0.7,
-            color=color,
-            label=f"{status} ({len(part)})",
-        )
+    _scatter_by_status(ax, s, "thinking_tokens_before", "thinking_tokens_after")
     hi = float(s["thinking_tokens_before"].max()) if len(s) else 1.0
     ax.plot([0, hi], [0, hi], color="black", lw=1, ls="--", label="no change")
     ax.set_xlim(0, hi * 1.05)
@@ -779,16 +784,7 @@ def plot_spent_vs_saved(results: ResultsLike, ax: Axes | None = None) -> Axes:
     tt = trace_table(results)
     s = tt[tt["status"].isin(SEARCHED)]
     ax = _axes(ax)
-    for status, color in (("unchanged", "tab:gray"), ("revised", "tab:blue")):
-        part = s[s["status"] == status]
-        ax.scatter(
-            part["saved_tokens"].astype(float),
-            part["tokens_spent"].astype(float),
-            s=14,
-            alpha=0.7,
-            color=color,
-            label=f"{status} ({len(part)})",
-        )
+    _scatter_by_status(ax, s, "saved_tokens", "tokens_spent")
     hi = float(max(s["saved_tokens"].max(), 1)) if len(s) else 1.0
     ax.plot([0, hi], [0, hi], color="black", lw=1, ls="--", label="spent = saved")
     saved, spent = float(s["saved_tokens"].sum()), float(s["tokens_spent"].sum())
