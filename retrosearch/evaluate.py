@@ -19,7 +19,7 @@ from retrosearch.backends.base import Backend
 from retrosearch.batch import BackendSpec
 from retrosearch.config import check_choices, option, to_dict
 from retrosearch.engine import Engine, Generate, ProgramError
-from retrosearch.search import PromptFormat
+from retrosearch.search import PromptFormat, split_output
 from retrosearch.trace import Trace
 from retrosearch.tree import Node, SearchTree
 from retrosearch.verify import Verdict, Verifier, get_verifier, gold_answer
@@ -307,10 +307,9 @@ def _grade(
         trace = Trace.parse(fmt.think_open + text)
         thinking, solution, closed = trace.thinking, trace.solution, trace.solution is not None
     else:  # a custom tag that `Trace.parse` does not know
-        k = text.find(fmt.think_close)
-        closed = k >= 0
-        thinking = text[:k].strip() if closed else text.strip()
-        solution = text[k + len(fmt.think_close) :].strip() if closed else None
+        split = split_output(text, fmt.think_close)
+        closed = split is not None
+        thinking, solution = (split[0].strip(), split[1]) if split else (text.strip(), None)
     # Graded like Retro-Search grades: the solution when the thinking closed, else the whole text.
     result = verifier(solution if solution is not None else text, gold)
     return {

@@ -199,7 +199,7 @@ def _seed(base: int, *parts: Any) -> int:
     return int.from_bytes(h[:4], "little")
 
 
-def _split_output(text: str, close: str) -> tuple[str, str] | None:
+def split_output(text: str, close: str) -> tuple[str, str] | None:
     """(thinking continuation, solution) of a rollout, or None when it never closed the thinking."""
     k = text.find(close)
     if k < 0:
@@ -299,28 +299,7 @@ class _MainPath:
             if end == offset:
                 return node
             if pos < offset < end:
-                head, tail = node.text[: offset - pos], node.text[offset - pos :]
-                # Split a span in two: the head keeps the node's place, the tail becomes its only child.
-                new = tree.add(
-                    node,
-                    tail,
-                    node.origin,
-                    accepted=node.accepted,
-                    meta=dict(node.meta, split=True),
-                    finish_reason=node.finish_reason,
-                )
-                new.children = [c for c in node.children if c != new.id]
-                for c in new.children:
-                    tree.nodes[c].parent = new.id
-                node.children = [new.id]
-                node.text = head
-                node.token_ids = tree.tokenize(head) if node.token_ids is not None else None
-                node.logprobs = None
-                node.token_count = (
-                    len(node.token_ids) if node.token_ids is not None else tree.count_tokens(head)
-                )
-                node.step_count = count_steps(head)
-                node.finish_reason = None
+                new = tree.split(node, offset - pos)
                 self.nodes.insert(k + 1, new)
                 return node
             pos = end
@@ -394,7 +373,7 @@ def revise_program(
         spent += sum(r.tokens for r in results)
         ranked: list[tuple[float, int, _Rollout, tuple[str, str]]] = []
         for r in results:
-            split = _split_output(r.text, fmt.think_close) if r.finish in ("stop", "eos") else None
+            split = split_output(r.text, fmt.think_close) if r.finish in ("stop", "eos") else None
             value, correct = 0.0, False
             if split is not None:
                 correct = verifier(split[1], gold).correct
@@ -596,4 +575,5 @@ __all__ = [
     "revise",
     "revise_iter",
     "revise_program",
+    "split_output",
 ]

@@ -180,6 +180,39 @@ class SearchTree:
             node = self.add(node, t, origin, meta=dict(attrs.get("meta", {})))
         return node
 
+    def split(self, node: Node | int, offset: int) -> Node:
+        """Cut a span in two at character `offset`: `node` keeps the head and its place, a new node holding the
+        tail becomes its only child and takes over its children. Returns the tail node.
+
+        Both halves are re-counted with the tree's tokenizer; the head's log-probs are dropped (token boundaries
+        need not fall at `offset`).
+        """
+        node = node if isinstance(node, Node) else self.nodes[node]
+        if not 0 < offset < len(node.text):
+            raise ValueError(
+                f"split offset {offset} must fall inside node {node.id} ({len(node.text)} chars)"
+            )
+        head, tail = node.text[:offset], node.text[offset:]
+        new = self.add(
+            node,
+            tail,
+            node.origin,
+            accepted=node.accepted,
+            meta=dict(node.meta, split=True),
+            finish_reason=node.finish_reason,
+        )
+        new.children = [c for c in node.children if c != new.id]
+        for c in new.children:
+            self.nodes[c].parent = new.id
+        node.children = [new.id]
+        node.text = head
+        node.token_ids = self.tokenize(head) if node.token_ids is not None else None
+        node.logprobs = None
+        node.token_count = len(node.token_ids) if node.token_ids is not None else self.count_tokens(head)
+        node.step_count = count_steps(head)
+        node.finish_reason = None
+        return new
+
     # ----------------------------------------------------------------- reading
     def __len__(self) -> int:
         return len(self.nodes)
