@@ -36,7 +36,7 @@ vllm-venv:
 
 test-vllm: install vllm-venv
 	# The vLLM tests read the SmolLM2 safetensors folder converted once by the main environment.
-	$(BIN)/python -m retrosearch.testing smollm2
+	$(BIN)/python -m tools.smollm2 smollm2
 	RETROSEARCH_REQUIRE_VLLM=1 $(VLLM_VENV)/bin/python -m pytest -m vllm -q -p no:cacheprovider \
 	    tests/test_backend_vllm.py tests/test_backend_openai.py
 

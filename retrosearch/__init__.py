@@ -6,7 +6,7 @@ from typing import Any
 
 from retrosearch.backends import Backend, Completion, GenerationRequest, ScriptedBackend, load_backend
 from retrosearch.engine import Engine, EngineStats, Generate, ProgramError
-from retrosearch.search import PromptFormat, RetroSearchConfig, Revision, RevisionResult, revise, revise_iter
+from retrosearch.retro import PromptFormat, RetroSearchConfig, Revision, RevisionResult, revise, revise_iter
 from retrosearch.trace import DEFAULT_KEYWORDS, Step, Thought, Trace, TraceFormatError
 from retrosearch.tree import Node, SearchTree
 from retrosearch.verify import Verdict, Verifier, VerifyResult, get_verifier

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -10,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from retrosearch.config import add_arguments, check_choices, from_args, option, to_dict
+from retrosearch.config import check_choices, option, to_dict
 
 __all__ = ["DemoConfig", "run_demo"]
 
@@ -48,7 +47,7 @@ class DemoConfig:
 
 # --------------------------------------------------------------------------- steps
 def _backend(kind: str, model: str) -> Any:
-    from retrosearch.batch import BackendSpec
+    from retrosearch.backends.spec import BackendSpec
 
     # float32: about twice as fast as bf16 on CPU for a model this small.
     return BackendSpec(kind, model, device="cpu", dtype="float32", max_model_len=1024, batch_size=64).build()
@@ -91,7 +90,7 @@ def sample_traces(
 def revise_rows(rows: list[dict], backend: Any, cfg: DemoConfig, out: Path, name: str) -> dict[str, Any]:
     """Revise the correct rows; write `<name>.jsonl` (one record per row, with its tree) and return a summary."""
     from retrosearch.engine import Engine
-    from retrosearch.search import RetroSearchConfig, revise
+    from retrosearch.retro import RetroSearchConfig, revise
 
     config = RetroSearchConfig(
         n_rollouts=cfg.n_rollouts,
@@ -265,33 +264,3 @@ def format_report(report: dict[str, Any]) -> str:
 
 def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------- CLI
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "demo",
-        help="sample, revise and (with --full) distill with the shipped toy model, on CPU in minutes",
-        description=__doc__,
-    )
-    add_arguments(p, DemoConfig)
-    p.set_defaults(func=run_cli, _parser=p)
-    return p
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    try:
-        cfg = from_args(DemoConfig, args)
-    except (TypeError, ValueError) as e:
-        args._parser.error(str(e))
-    run_demo(cfg)
-    return 0
-
-
-def _register() -> None:
-    from retrosearch.cli import register_command
-
-    register_command("demo")(add_parser)
-
-
-_register()

@@ -39,6 +39,6 @@ def smollm2_dir() -> Path:
     ]
     if missing:
         pytest.skip(f"the real SmolLM2 model needs {', '.join(missing)} (pip install -e '.[hf,dev]')")
-    from retrosearch.testing import smollm2_path
+    from tools.smollm2 import smollm2_path
 
     return smollm2_path()

@@ -20,8 +20,8 @@ from matplotlib.colors import to_rgba  # noqa: E402
 
 from retrosearch import analysis  # noqa: E402
 from retrosearch.backends import ScriptedBackend  # noqa: E402
-from retrosearch.batch import run_batch  # noqa: E402
-from retrosearch.search import PromptFormat, RetroSearchConfig, revise  # noqa: E402
+from retrosearch.retro import PromptFormat, RetroSearchConfig, revise  # noqa: E402
+from retrosearch.retro.batch import run_batch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = PromptFormat(use_chat_template=False, raw_template="Q: {question}\n")

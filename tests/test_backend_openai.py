@@ -225,7 +225,7 @@ def test_each_failure_is_retried_or_reported_per_request_and_the_wave_survives(s
 
 
 def test_connection_refused_is_reported_not_raised() -> None:
-    from retrosearch.backends.vllm_serve import free_port
+    from tools.vllm_serve import free_port
 
     backend = OpenAIBackend(f"http://127.0.0.1:{free_port()}", "m", max_retries=1, backoff_s=0.01)
     [[c]] = backend.generate([req("ok")])
@@ -267,7 +267,7 @@ NO_VLLM = (
 
 @pytest.fixture(scope="module")
 def vllm_server(smollm2_dir: Any) -> Iterator[Any]:
-    from retrosearch.backends.vllm_serve import VLLMServer, port_is_free
+    from tools.vllm_serve import VLLMServer, port_is_free
 
     server = VLLMServer(
         smollm2_dir,

@@ -163,7 +163,7 @@ def test_greedy_and_logprobs_agree_with_transformers(
 
 
 def test_chat_template_is_the_models_so_revise_prompts_like_transformers(backend: Backend) -> None:
-    from retrosearch.search import PromptFormat
+    from retrosearch.retro import PromptFormat
 
     messages = [{"role": "user", "content": "What is 2 + 3?"}]
     text = backend.apply_chat_template(messages)

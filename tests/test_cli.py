@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 import retrosearch
-from retrosearch.batch import Journal, export_journal, read_journal
 from retrosearch.cli import main
+from retrosearch.data.journal import Journal, read_journal
+from retrosearch.retro.batch import export_journal
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

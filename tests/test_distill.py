@@ -164,7 +164,8 @@ def test_journal_rows_revised_and_unchanged_are_used(tmp_path: Path) -> None:
     """A real journal of `retrosearch revise` (scripted model over examples/): 4 revised, 1 unchanged, 2 skipped."""
     if not (EXAMPLES / "traces.jsonl").is_file():
         pytest.skip("examples/traces.jsonl is absent")
-    from retrosearch.batch import BackendSpec, run_batch
+    from retrosearch.backends.spec import BackendSpec
+    from retrosearch.retro.batch import run_batch
 
     journal = tmp_path / "journal.jsonl"
     summary = run_batch(

@@ -60,8 +60,8 @@ def test_notebook_runs_on_the_simulated_world(monkeypatch):
 @pytest.mark.slow  # two kernels
 def test_notebook_loads_a_journal_from_the_environment_and_fails_on_a_bad_one(tmp_path, monkeypatch):
     from retrosearch.backends import ScriptedBackend
-    from retrosearch.batch import run_batch
-    from retrosearch.search import PromptFormat, RetroSearchConfig
+    from retrosearch.retro import PromptFormat, RetroSearchConfig
+    from retrosearch.retro.batch import run_batch
 
     response = (
         "<think>\nWe need 6 * 7.\n\n6 * 7 = 42.\n\nWait, let me double-check. 7 * 6 = 42. Yes.\n</think>\n\n"

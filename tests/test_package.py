@@ -10,7 +10,7 @@ import retrosearch
 
 def test_import_pulls_no_heavy_library():
     code = (
-        "import sys, retrosearch, retrosearch.backends, retrosearch.search, retrosearch.trace, retrosearch.verify, "
+        "import sys, retrosearch, retrosearch.backends, retrosearch.retro, retrosearch.trace, retrosearch.verify, "
         "retrosearch.tree, retrosearch.engine\n"
         "heavy = [m for m in ('torch', 'transformers', 'vllm', 'datasets', 'ray', 'trl', 'accelerate') "
         "if m in sys.modules]\n"

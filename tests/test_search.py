@@ -13,7 +13,7 @@ from scripted_examples import OVERTHINKING, OVERTHINKING_MODEL, UNDERTHINKING, U
 
 from retrosearch.backends import ScriptedBackend
 from retrosearch.engine import Engine
-from retrosearch.search import PromptFormat, RetroSearchConfig, revise
+from retrosearch.retro import PromptFormat, RetroSearchConfig, revise
 from retrosearch.trace import Trace
 from retrosearch.verify import get_verifier
 

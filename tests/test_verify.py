@@ -353,7 +353,7 @@ def test_deadline_inside_an_import_switches_to_worker_processes(
 ) -> None:
     import importlib
 
-    from retrosearch import verify
+    from retrosearch.verify import core as verify
 
     monkeypatch.setitem(verify._SIGNAL_STATE, "broken", False)  # restored after the test
     (tmp_path / "retrosearch_slow_import_probe.py").write_text("import time\ntime.sleep(30)\n")

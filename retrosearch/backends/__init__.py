@@ -2,45 +2,25 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from retrosearch.backends.base import Backend, Completion, GenerationRequest
 from retrosearch.backends.scripted import ScriptContext, ScriptedBackend
+from retrosearch.backends.spec import BACKENDS, BackendSpec, backend_class, load_backend, resolve_model
 
-_LAZY = {
-    "TransformersBackend": "retrosearch.backends.hf",
-    "VLLMBackend": "retrosearch.backends.vllm",
-    "OpenAIBackend": "retrosearch.backends.openai",
-}
-
-#: Names accepted by `load_backend` (and the CLI's `--backend`).
-BACKENDS = {
-    "scripted": "ScriptedBackend",
-    "transformers": "TransformersBackend",
-    "vllm": "VLLMBackend",
-    "openai": "OpenAIBackend",
-}
+_LAZY = {"TransformersBackend": "transformers", "VLLMBackend": "vllm", "OpenAIBackend": "openai"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        return backend_class(_LAZY[name])
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def load_backend(kind: str, **kwargs: Any) -> Backend:
-    """Build a backend by name: one of `BACKENDS` (keyword arguments go to its constructor)."""
-    if kind not in BACKENDS:
-        raise ValueError(f"unknown backend {kind!r}; choose one of {sorted(BACKENDS)}")
-    cls_name = BACKENDS[kind]
-    cls = ScriptedBackend if kind == "scripted" else __getattr__(cls_name)
-    return cls(**kwargs)
 
 
 __all__ = [
     "BACKENDS",
     "Backend",
+    "BackendSpec",
     "Completion",
     "GenerationRequest",
     "OpenAIBackend",
@@ -48,5 +28,7 @@ __all__ = [
     "ScriptedBackend",
     "TransformersBackend",
     "VLLMBackend",
+    "backend_class",
     "load_backend",
+    "resolve_model",
 ]

@@ -25,7 +25,7 @@ class GenerationRequest:
         banned_words: Words that may not be generated anywhere in this request's continuation (every
             leading-space and capitalisation variant the caller wants banned must be listed, as vLLM's
             `bad_words`). Retro-Search bans switch words only in the *first step* by sending a first request
-            with the ban and a blank-line stop, then a free continuation (see `retrosearch.search`).
+            with the ban and a blank-line stop, then a free continuation (see `retrosearch.retro`).
         seed: Seed for this request; sample `i` uses `seed + i` where a backend seeds per sample.
         logprobs: Whether to return the log-probability of every sampled token.
     """

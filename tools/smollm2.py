@@ -126,10 +126,10 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m retrosearch.testing smollm2 [CACHE_DIR]`: convert (if needed) and print the model folder."""
+    """`python -m tools.smollm2 smollm2 [CACHE_DIR]`: convert (if needed) and print the model folder."""
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] != "smollm2" or len(args) > 2:
-        print("usage: python -m retrosearch.testing smollm2 [CACHE_DIR]", file=sys.stderr)
+        print("usage: python -m tools.smollm2 smollm2 [CACHE_DIR]", file=sys.stderr)
         return 2
     print(smollm2_path(args[1] if len(args) == 2 else None))
     return 0

@@ -3,179 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from retrosearch.backends.base import Backend
+from retrosearch.backends.spec import BackendSpec
+from retrosearch.data.io import BadRow, RowAdapter, count_rows, get_adapter, read_rows
+from retrosearch.data.journal import Journal, read_journal
 from retrosearch.engine import Engine
-from retrosearch.io import BadRow, RowAdapter, count_rows, get_adapter, read_rows
-from retrosearch.search import RetroSearchConfig, RevisionResult, revise_iter
+from retrosearch.retro.search import RetroSearchConfig, RevisionResult, revise_iter
 
-__all__ = [
-    "BackendSpec",
-    "BatchSummary",
-    "Journal",
-    "export_journal",
-    "process_rows",
-    "read_journal",
-    "run_batch",
-]
-
-#: Backend kinds the command line accepts.
-BACKEND_KINDS = ("scripted", "transformers", "vllm", "openai")
+__all__ = ["BatchSummary", "export_journal", "process_rows", "run_batch"]
 
 #: One input row on its way through the batch: (position in the input, stable row id, the row).
 RowItem = tuple[int, str, Any]
-
-
-# --------------------------------------------------------------------------- backends from settings
-@dataclass
-class BackendSpec:
-    """Everything needed to build a backend, picklable so that each Ray actor can build its own.
-
-    Attributes:
-        kind: `scripted`, `transformers`, `vllm` or `openai`.
-        model: The model that revises: a path or hub name (transformers, vllm), the server's model name (openai),
-            or for `scripted` a JSON file mapping prompt suffixes to continuation(s) (see `load_script`).
-        tokenizer: Tokenizer path/name when it differs from the model (all but scripted).
-        base_url: Server address (openai).
-        api_key: Bearer token (openai); `None` reads `$OPENAI_API_KEY` when set.
-        device: Device for transformers (`auto`, `cpu`, `cuda`, ...).
-        dtype: Weights dtype (transformers, vllm).
-        trust_remote_code: Allow code from the model folder to run (off unless asked for).
-        max_model_len: Context length for vllm.
-        scripted_latency: Fake seconds per backend call (scripted).
-        batch_size: Sequences per forward batch (transformers).
-    """
-
-    kind: str
-    model: str
-    tokenizer: str | None = None
-    base_url: str | None = None
-    api_key: str | None = None
-    device: str = "auto"
-    dtype: str = "auto"
-    trust_remote_code: bool = False
-    max_model_len: int | None = None
-    scripted_latency: float = 0.0
-    batch_size: int = 16
-
-    @staticmethod
-    def add_arguments(group: Any, *, model_help: str, model_required: bool = False) -> None:
-        """The command-line flags of a backend (`--backend`, `--model`, ...), shared by every subcommand."""
-        group.add_argument(
-            "--backend", required=True, choices=BACKEND_KINDS, help="Where generation happens."
-        )
-        group.add_argument("--model", default=None, required=model_required, help=model_help)
-        group.add_argument(
-            "--tokenizer", default=None, help="Tokenizer path/name when it differs from the model."
-        )
-        group.add_argument(
-            "--base-url", default=None, help="OpenAI-compatible server (openai), e.g. http://127.0.0.1:8000."
-        )
-        group.add_argument(
-            "--api-key", default=None, help="Bearer token for openai (default: $OPENAI_API_KEY if set)."
-        )
-        group.add_argument("--device", default="auto", help="Device for transformers (auto, cpu, cuda, ...).")
-        group.add_argument("--dtype", default="auto", help="Weights dtype (transformers, vllm).")
-        group.add_argument("--max-model-len", type=int, default=None, help="Context length (vllm).")
-        group.add_argument(
-            "--batch-size", type=int, default=16, help="Sequences per forward batch (transformers)."
-        )
-        group.add_argument(
-            "--trust-remote-code", action="store_true", help="Allow code shipped with the model to run."
-        )
-
-    @classmethod
-    def from_args(cls, args: Any, *, model: str | None = None) -> BackendSpec:
-        """The spec of parsed `add_arguments` flags (`model` overrides `--model`, e.g. a revision model)."""
-        return cls(
-            kind=args.backend,
-            model=model or args.model,
-            tokenizer=args.tokenizer,
-            base_url=args.base_url,
-            api_key=args.api_key,
-            device=args.device,
-            dtype=args.dtype,
-            trust_remote_code=args.trust_remote_code,
-            max_model_len=args.max_model_len,
-            scripted_latency=getattr(args, "scripted_latency", 0.0),
-            batch_size=args.batch_size,
-        )
-
-    def build(self) -> Backend:
-        """Load the backend (heavy libraries are imported here, not before).
-
-        For transformers and vllm, `model` may also name a shipped toy model (`toy-base`, `toy-small`).
-        """
-        from retrosearch.backends import ScriptedBackend, load_backend
-
-        if self.kind in ("transformers", "vllm"):
-            from retrosearch.distill import resolve_model
-
-            self = dataclasses.replace(self, model=resolve_model(self.model))
-        if self.kind == "scripted":
-            return ScriptedBackend(load_script(self.model), latency_s=self.scripted_latency)
-        if self.kind == "transformers":
-            return load_backend(
-                "transformers",
-                model=self.model,
-                tokenizer=self.tokenizer,
-                device=self.device,
-                dtype=self.dtype,
-                trust_remote_code=self.trust_remote_code,
-                batch_size=self.batch_size,
-            )
-        if self.kind == "vllm":
-            return load_backend(
-                "vllm",
-                model=self.model,
-                tokenizer=self.tokenizer,
-                dtype=self.dtype,
-                max_model_len=self.max_model_len,
-                trust_remote_code=self.trust_remote_code,
-            )
-        if self.kind == "openai":
-            key = self.api_key if self.api_key is not None else os.environ.get("OPENAI_API_KEY")
-            return load_backend(
-                "openai", base_url=self.base_url, model=self.model, api_key=key, tokenizer=self.tokenizer
-            )
-        raise ValueError(f"backend: unknown kind {self.kind!r}")
-
-
-def load_script(path: str | Path) -> dict[str, str | list[str]]:
-    """Read a scripted model: a JSON object mapping a prompt suffix to a continuation or a list of them.
-
-    The longest suffix that ends the prompt wins; a list gives the candidates in order of preference (those
-    containing a banned word are dropped, and one of the rest is drawn with the request's seed). A prompt is
-    the question, a newline, `<think>\\n`, then the thinking so far: rollouts start at the end of a thought's
-    last step (before the blank line), so a key such as `"6 * 7 = 42."` answers the first step there and
-    `"6 * 7 = 42.\\n</think>\\n\\n"` the continuation after the thinking is closed.
-
-    Raises:
-        ValueError: the file is not a JSON object of strings / lists of strings (the message names the key).
-    """
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        raise ValueError(f"--model: the scripted model file {p} does not exist") from e
-    except json.JSONDecodeError as e:
-        raise ValueError(f"--model: {p} is not valid JSON ({e})") from e
-    if not isinstance(data, dict):
-        raise ValueError(
-            f"--model: {p} must hold a JSON object (prompt suffix -> continuation), got {type(data).__name__}"
-        )
-    for k, v in data.items():
-        if not (isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v))):
-            raise ValueError(f"--model: {p}: key {k!r} must map to a string or a list of strings")
-    return data
 
 
 # --------------------------------------------------------------------------- per-row processing
@@ -278,114 +124,6 @@ def process_rows(
             yield _error_record(result.index, row_id, row, row.reason)
         else:
             yield _result_record(result.index, row_id, row, adapter, result, save_trees)
-
-
-# --------------------------------------------------------------------------- the journal
-def _scan_journal(
-    path: Path, keep: Callable[[dict[str, Any]], dict[str, Any]]
-) -> tuple[list[dict[str, Any]], int]:
-    """(`keep(record)` for each record, byte length of the good part), reading line by line.
-
-    A torn or unreadable *last* line (a run killed mid-write) is left out; an unreadable line before the last
-    is an error naming it.
-    """
-    records: list[dict[str, Any]] = []
-    good = 0
-    bad: tuple[int, str] | None = None
-    with path.open("rb") as f:
-        for lineno, line in enumerate(f, start=1):
-            if bad is not None:
-                raise ValueError(
-                    f"journal {path}, line {bad[0]}: unreadable record ({bad[1]}); fix or remove the line"
-                )
-            try:
-                rec = json.loads(line.decode("utf-8")) if line.strip() else None
-                if rec is not None and not (isinstance(rec, dict) and "row_id" in rec):
-                    raise ValueError("not a journal record (no 'row_id')")
-                if rec is not None and not line.endswith(b"\n"):
-                    raise ValueError("no newline at the end: the write was cut off")
-            except ValueError as e:
-                bad = (lineno, str(e))
-                continue
-            if rec is not None:
-                records.append(keep(rec))
-            good += len(line)
-    return records, good
-
-
-def _slim(rec: dict[str, Any]) -> dict[str, Any]:
-    """What the summary needs of a record (the rows and trees of a long journal stay on disk)."""
-    return {k: rec[k] for k in ("row_id", "seq", "status", "stats") if k in rec}
-
-
-def read_journal(path: str | Path, *, trees: bool = True) -> list[dict[str, Any]]:
-    """The records of a journal, first one per row id, a torn last line left out (the file is not changed).
-
-    Args:
-        path: The journal.
-        trees: Keep the search trees (`--save-trees`); `False` drops them to save memory.
-    """
-    keep = (lambda r: r) if trees else (lambda r: {k: v for k, v in r.items() if k != "tree"})
-    records, _ = _scan_journal(Path(path), keep)
-    seen: set[str] = set()
-    out = []
-    for r in records:
-        if r["row_id"] not in seen:
-            seen.add(r["row_id"])
-            out.append(r)
-    return out
-
-
-class Journal:
-    """An append-only JSONL file of row records, durable line by line (write, flush, fsync).
-
-    Opening it reads what a previous run wrote and cuts off a torn last line, so `done` holds exactly the rows
-    that need no redoing.
-
-    Args:
-        path: The journal file (created with its folder when absent).
-        overwrite: Start afresh instead of resuming.
-    """
-
-    def __init__(self, path: str | Path, *, overwrite: bool = False) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.records: dict[str, dict[str, Any]] = {}
-        self.torn_bytes = 0
-        if self.path.exists() and not overwrite:
-            records, good = _scan_journal(self.path, _slim)
-            size = self.path.stat().st_size
-            if good < size:
-                self.torn_bytes = size - good
-                with self.path.open("r+b") as f:
-                    f.truncate(good)
-                    f.flush()
-                    os.fsync(f.fileno())
-            for r in records:
-                self.records.setdefault(r["row_id"], r)
-        self._f = self.path.open("w" if overwrite else "a", encoding="utf-8")
-
-    @property
-    def done(self) -> set[str]:
-        """Row ids already in the journal (`records` maps each to its status and stats)."""
-        return set(self.records)
-
-    def write(self, record: dict[str, Any]) -> None:
-        """Append one record durably (one `write` call per line, so a kill can only tear the last line)."""
-        line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
-        self._f.write(line)
-        self._f.flush()
-        os.fsync(self._f.fileno())
-        self.records.setdefault(record["row_id"], _slim(record))
-
-    def close(self) -> None:
-        self._f.close()
-
-    def __enter__(self) -> Journal:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
 
 # --------------------------------------------------------------------------- summary
@@ -507,7 +245,7 @@ def _ray_records(
     started = False
     if not ray.is_initialized():
         # Workers must import this very package even when it is not installed (a source checkout).
-        root = str(Path(__file__).resolve().parents[1])
+        root = str(Path(__file__).resolve().parents[2])
         path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
         ray.init(
             num_cpus=num_cpus or actors,

