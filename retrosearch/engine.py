@@ -4,56 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Union
 
-from retrosearch.backends.base import Backend, Completion, GenerationRequest
+from retrosearch.backends.base import Backend
 from retrosearch.tree import Node
-
-
-@dataclass(frozen=True)
-class Generate:
-    """A program's request: continue the path ending at `node` (its tree's text), `n` times.
-
-    The engine answers with the `n` new child nodes (origin `"rollout"`, with token ids, finish reason and, when
-    asked for, log-probs). The sampling fields mean what they mean in `GenerationRequest`.
-
-    Attributes:
-        node: The node to continue from; the prompt is `node.tree.text(node)`.
-        meta: Copied into each new node's `meta` (e.g. `{"boundary": 3, "phase": "first_step"}`).
-        use_token_ids: Send the path's exact token ids (all nodes must have ids: RL needs this so that the
-            trainer sees the very tokens that were sampled); otherwise the backend tokenizes the text.
-    """
-
-    node: Node
-    n: int = 1
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_tokens: int = 256
-    stop: tuple[str, ...] = ()
-    banned_words: tuple[str, ...] = ()
-    seed: int | None = None
-    logprobs: bool = False
-    meta: dict[str, Any] = field(default_factory=dict)
-    use_token_ids: bool = False
-
-    def to_request(self) -> GenerationRequest:
-        tree = self.node.tree
-        if tree is None:
-            raise ValueError("Generate.node must belong to a SearchTree")
-        return GenerationRequest(
-            prompt=tree.text(self.node),
-            prompt_ids=tuple(tree.token_ids(self.node)) if self.use_token_ids else None,
-            n=self.n,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            max_tokens=self.max_tokens,
-            stop=self.stop,
-            banned_words=self.banned_words,
-            seed=self.seed,
-            logprobs=self.logprobs,
-        )
-
+from retrosearch.types import Completion, Generate, GenerationRequest
 
 #: What a program yields: one request (answered with `list[Node]`) or a list of them (answered with
 #: `list[list[Node]]`, in order). An empty list is answered at once with `[]`.
@@ -189,7 +145,7 @@ class Engine:
         failed: dict[int, Exception] = {}
         for k, g in enumerate(gens):
             try:
-                requests.append(g.to_request())
+                requests.append(_to_request(g))
             except Exception as e:  # noqa: BLE001 - a malformed request fails its program only
                 failed[k] = e
                 requests.append(None)
@@ -252,6 +208,18 @@ class Engine:
                 )
             )
         return nodes
+
+
+def _to_request(g: Generate) -> GenerationRequest:
+    tree = g.node.tree
+    if tree is None:
+        raise ValueError("Generate.node must belong to a SearchTree")
+    path = tree.path(g.node)
+    # Spans of an input trace were tokenized one by one for counting only: their joined ids are not what the
+    # model would read, so such a prefix goes as text. Generated and environment spans carry exact ids.
+    exact = all(n.token_ids is not None and n.origin != "original" for n in path)
+    ids = tuple(tree.token_ids(g.node)) if exact else None
+    return GenerationRequest(tree.text(g.node), ids, g.sampling)
 
 
 def _chunks(seq: list, size: int) -> Iterator[list]:

@@ -8,15 +8,14 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from retrosearch.text import Tokenizer, count_tokens, encode
+from retrosearch.types import ORIGINS, Origin
 
 if TYPE_CHECKING:
     import networkx as nx
 
-Origin = Literal["prompt", "original", "rollout", "environment"]
-ORIGINS: tuple[str, ...] = ("prompt", "original", "rollout", "environment")
 
 _BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 

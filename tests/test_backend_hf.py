@@ -228,7 +228,7 @@ def test_engine_program_with_stop_and_exact_token_ids(backend, chat_prompt):
     def program(tree):
         [first] = yield Generate(node=tree.root, temperature=0.0, max_tokens=8, stop=(" is",))
         assert first.finish_reason == "stop"
-        [rest] = yield Generate(node=first, temperature=0.0, max_tokens=4, use_token_ids=True)
+        [rest] = yield Generate(node=first, temperature=0.0, max_tokens=4)
         return tree.text(rest)
 
     trees = [SearchTree(chat_prompt, tokenizer=backend) for _ in range(2)]

@@ -30,7 +30,7 @@ def tool_program(tree: SearchTree):
     """Generate until a tool call, run the tool, append its output as an environment span, continue."""
     node = tree.root
     for _ in range(4):
-        (node,) = yield Generate(node, stop=("</calc>",), max_tokens=64, logprobs=True, use_token_ids=True)
+        (node,) = yield Generate(node, stop=("</calc>",), max_tokens=64, logprobs=True)
         call = re.search(r"<calc>(.*?)</calc>$", node.text)
         if call is None:
             return node

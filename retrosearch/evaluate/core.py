@@ -87,7 +87,7 @@ def _default_data_dirs() -> list[Path]:
     if env:
         return [Path(env)]
     # The project layout keeps the shared data next to the checkout (../shared/data).
-    here = Path(__file__).resolve().parents[1]
+    here = Path(__file__).resolve().parents[2]
     return [Path.cwd() / ".." / "shared" / "data", here.parent / "shared" / "data", Path.cwd() / "data"]
 
 
