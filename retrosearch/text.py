@@ -71,3 +71,41 @@ def last_boxed(text: str | None) -> str | None:
         return None
     spans = find_boxed(text)
     return spans[-1][2] if spans else None
+
+
+#: A step separator: a maximal whitespace run that holds at least two newlines (a blank line). Any Unicode
+#: whitespace counts (`"a\n\xa0\nb"` is two steps), as in `Trace`.
+STEP_SEPARATOR = re.compile(r"\s*\n\s*\n\s*")
+
+
+def split_steps(text: str) -> list[tuple[str, str]]:
+    """`text` as `(step, separator that follows it)` pairs; joined back they give `text` exactly.
+
+    A separator at the very start belongs to the first step (hand-built text only); the last pair's separator is
+    always `""` (its step is empty when `text` ends with a blank line).
+    """
+    out: list[tuple[str, str]] = []
+    pos = 0
+    for m in STEP_SEPARATOR.finditer(text):
+        if m.start() == 0:
+            continue
+        out.append((text[pos : m.start()], m.group()))
+        pos = m.end()
+    out.append((text[pos:], ""))
+    return out
+
+
+def count_steps(text: str) -> int:
+    """Number of steps in `text`: chunks with visible text between blank lines."""
+    return sum(1 for step, _ in split_steps(text) if step.strip())
+
+
+def split_think(text: str, close: str = "</think>", *, open: str = "<think>") -> tuple[str, str | None]:
+    """`(thinking, solution)` of a model's output: the text before and after the first `close` tag.
+
+    An `open` tag at the very start is dropped; nothing else is trimmed (callers strip what their format
+    needs). `solution` is `None` when the thinking never closed (a cut-off output).
+    """
+    body = text[len(open) :] if open and text.startswith(open) else text
+    thinking, found, solution = body.partition(close)
+    return (thinking, solution) if found else (body, None)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Literal
 
-from retrosearch.text import Tokenizer, count_tokens, last_boxed
+from retrosearch.text import Tokenizer, count_tokens, last_boxed, split_steps
 
 __all__ = [
     "DEFAULT_KEYWORDS",
@@ -72,8 +72,6 @@ _USER_TURN = (
     re.compile(r"<｜User｜>(.*?)<｜Assistant｜>", re.S),
     re.compile(r"<\|im_start\|>user\n(.*?)<\|im_end\|>", re.S),
 )
-# A step separator: a maximal whitespace run that holds at least two newlines (a blank line).
-_STEP_SEP = re.compile(r"\s*\n\s*\n\s*")
 
 # Default wrappers per format, used when a trace is built by hand or when an edit closes a truncated trace.
 _DEFAULT_HEAD = {"openthoughts": _BOT + "\n\n", "r1": _THINK_OPEN + "\n", "plain": ""}
@@ -148,14 +146,7 @@ def _check_keywords(keywords: Any) -> tuple[str, ...]:
 def _segment(thinking: str, keywords: tuple[str, ...]) -> tuple[Thought, ...]:
     if not thinking:
         return ()
-    steps = []
-    pos = 0
-    for m in _STEP_SEP.finditer(thinking):
-        if m.start() == 0:  # only with hand-built thinking that starts with a blank line
-            continue
-        steps.append(Step(thinking[pos : m.start()], m.group()))
-        pos = m.end()
-    steps.append(Step(thinking[pos:], ""))
+    steps = [Step(text, sep) for text, sep in split_steps(thinking)]
     rx = _keyword_regex(keywords)
     thoughts: list[Thought] = []
     current: list[Step] = []
@@ -238,10 +229,7 @@ def _split_string(s: str) -> dict[str, Any]:
 
 
 def _last_step(thinking: str) -> str:
-    start = 0
-    for m in _STEP_SEP.finditer(thinking):
-        start = m.end()
-    return thinking[start:]
+    return split_steps(thinking)[-1][0] if thinking else ""
 
 
 def _question_from_chat(head: str) -> str | None:

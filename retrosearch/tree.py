@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retrosearch.text import Tokenizer, count_tokens, encode
+from retrosearch.text import Tokenizer, count_steps, count_tokens, encode
 from retrosearch.types import ORIGINS, Origin
 
 if TYPE_CHECKING:
     import networkx as nx
 
 
-_BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n\s*")
-
 SCHEMA_VERSION = 1
-
-
-def count_steps(text: str) -> int:
-    """Number of steps in `text`: non-blank chunks between blank lines."""
-    return sum(1 for chunk in _BLANK_LINE.split(text) if chunk.strip())
 
 
 @dataclass(eq=False)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from retrosearch.tree import SearchTree, count_steps
+from retrosearch.text import count_steps
+from retrosearch.tree import SearchTree
 
 GOLDEN = Path(__file__).parent / "golden" / "small_tree.json"
 

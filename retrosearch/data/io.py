@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from retrosearch.text import last_boxed
+from retrosearch.text import last_boxed, split_think
 from retrosearch.trace import Trace, TraceFormatError
 
 __all__ = [
@@ -228,7 +228,7 @@ class OpenThoughtsMetadataAdapter(RowAdapter):
             raise TraceFormatError(
                 f"field 'ground_truth_solution': expected a string or null, got {type(gt).__name__}"
             )
-        reasoning = _strip_think(row["deepseek_reasoning"])
+        reasoning = split_think(row["deepseek_reasoning"].strip())[0].strip()
         response = f"<think>\n{reasoning}\n</think>\n\n{row['deepseek_solution'].strip()}"
         return Trace.parse(response, question=row["problem"], gold=last_boxed(gt) if gt else None)
 
@@ -237,15 +237,6 @@ class OpenThoughtsMetadataAdapter(RowAdapter):
         out["deepseek_reasoning"] = revised.thinking
         out["deepseek_solution"] = revised.solution or ""
         return out
-
-
-def _strip_think(text: str) -> str:
-    text = text.strip()
-    if text.startswith("<think>"):
-        text = text[len("<think>") :]
-    if text.endswith("</think>"):
-        text = text[: -len("</think>")]
-    return text.strip()
 
 
 _DEFAULT = RowAdapter()

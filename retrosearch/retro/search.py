@@ -12,9 +12,9 @@ from typing import Any, Literal
 from retrosearch.backends.base import Backend
 from retrosearch.config import check_choices, option
 from retrosearch.engine import Engine, Generate, ProgramError
-from retrosearch.text import last_boxed
+from retrosearch.text import count_steps, last_boxed, split_think
 from retrosearch.trace import DEFAULT_KEYWORDS, Trace
-from retrosearch.tree import Node, SearchTree, count_steps
+from retrosearch.tree import Node, SearchTree
 from retrosearch.verify import Verifier, get_verifier
 
 Status = Literal["revised", "unchanged", "skipped", "error"]
@@ -201,10 +201,8 @@ def _seed(base: int, *parts: Any) -> int:
 
 def split_output(text: str, close: str) -> tuple[str, str] | None:
     """(thinking continuation, solution) of a rollout, or None when it never closed the thinking."""
-    k = text.find(close)
-    if k < 0:
-        return None
-    return text[:k].rstrip(), text[k + len(close) :].strip()
+    thinking, solution = split_think(text, close, open="")
+    return None if solution is None else (thinking.rstrip(), solution.strip())
 
 
 _BLANK_RETRIES = 3

@@ -38,6 +38,8 @@ import zlib
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from retrosearch.text import split_think as text_split_think
+
 #: Words that open a thought switch in the toy traces (the Retro-Search transition keywords for this world).
 SWITCH_WORDS: tuple[str, ...] = ("Wait", "Alternatively", "Hmm")
 
@@ -510,11 +512,8 @@ def _true_value(a: int, op: str, b: int) -> Fraction | None:
 
 
 def split_think(text: str) -> tuple[str, str | None]:
-    """`(thinking, solution)` of a trace; `solution` is None when `</think>` never comes (a cut-off trace)."""
-    body = text[len("<think>") :] if text.startswith("<think>") else text
-    if "</think>" not in body:
-        return body.strip("\n"), None
-    think, sol = body.split("</think>", 1)
+    """`(thinking, solution)` of a toy trace; `solution` is None when `</think>` never comes (a cut-off trace)."""
+    think, sol = text_split_think(text)
     return think.strip("\n"), sol
 
 
