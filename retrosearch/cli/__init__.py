@@ -13,6 +13,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "retrosearch.cli.distill",
     "retrosearch.cli.evaluate",
     "retrosearch.cli.demo",
+    "retrosearch.cli.rl",
 )
 
 
