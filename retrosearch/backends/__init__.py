@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from retrosearch.backends.base import Backend, Completion, GenerationRequest
+from retrosearch.backends.registry import BACKENDS, backend_class, load_backend, resolve_model
 from retrosearch.backends.scripted import ScriptContext, ScriptedBackend
-from retrosearch.backends.spec import BACKENDS, BackendSpec, backend_class, load_backend, resolve_model
 
 _LAZY = {"TransformersBackend": "transformers", "VLLMBackend": "vllm", "OpenAIBackend": "openai"}
 
@@ -20,7 +20,6 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "BACKENDS",
     "Backend",
-    "BackendSpec",
     "Completion",
     "GenerationRequest",
     "OpenAIBackend",

@@ -1,4 +1,4 @@
-"""The one place that turns settings (flags, YAML, a picklable spec) into a backend."""
+"""The one place that turns settings (command-line flags, a picklable spec for Ray actors) into a backend."""
 
 from __future__ import annotations
 
@@ -10,40 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from retrosearch.backends.base import Backend
+from retrosearch.backends.registry import BACKENDS, backend_class, load_backend, resolve_model
 
-#: Backend names accepted by `load_backend`, `BackendSpec` and the command line's `--backend`, with their class.
-BACKENDS = {
-    "scripted": "retrosearch.backends.scripted:ScriptedBackend",
-    "transformers": "retrosearch.backends.hf:TransformersBackend",
-    "vllm": "retrosearch.backends.vllm:VLLMBackend",
-    "openai": "retrosearch.backends.openai:OpenAIBackend",
-}
-
-
-def backend_class(kind: str) -> type:
-    """The class of backend `kind` (its heavy library is imported here, not before)."""
-    import importlib
-
-    if kind not in BACKENDS:
-        raise ValueError(f"unknown backend {kind!r}; choose one of {sorted(BACKENDS)}")
-    module, name = BACKENDS[kind].split(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def load_backend(kind: str, **kwargs: Any) -> Backend:
-    """Build a backend by name: one of `BACKENDS` (keyword arguments go to its constructor)."""
-    return backend_class(kind)(**kwargs)
-
-
-def resolve_model(name: str) -> str:
-    """A model folder for `name`: an existing path or hub id as given, or a shipped toy model's folder."""
-    if Path(name).exists():
-        return name
-    from retrosearch.toy import MODEL_NAMES, model_path
-
-    if name in MODEL_NAMES:
-        return str(model_path(name))
-    return name
+__all__ = ["BACKENDS", "BackendSpec", "backend_class", "load_backend", "load_script", "resolve_model"]
 
 
 @dataclass
