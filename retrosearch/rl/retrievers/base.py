@@ -23,6 +23,11 @@ class Passage:
     text: str
     score: float | None = None
 
+    @property
+    def contents(self) -> str:
+        """The passage in Search-R1's corpus form: `'"Title"\\ntext'` (just the text when untitled)."""
+        return f'"{self.title}"\n{self.text}' if self.title else self.text
+
 
 @runtime_checkable
 class Retriever(Protocol):
