@@ -1,9 +1,15 @@
-"""A simulated world for benchmarks: synthetic R1-style traces and a scripted model that continues them."""
+"""A simulated world for benchmarks: synthetic R1-style traces, a scripted model that continues them, a retriever."""
 
 from __future__ import annotations
 
+import math
 import random
 import re
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from queue import Empty, SimpleQueue
 
 from retrosearch.backends import ScriptedBackend
 
@@ -67,15 +73,29 @@ def world_model(p_close: float = 0.25, p_short: float = 0.25, p_wrong: float = 0
 
     def script(prompt: str, ctx) -> str:
         answer = int(re.search(r"ANSWER=(\d+)", prompt).group(1))
-        rng = ctx.rng
+        rng, req = ctx.rng, ctx.request
         lead = "" if prompt.endswith("\n\n") else "\n\n"
         u = rng.random()
         if u < p_close:
-            steps: list[str] = []
+            count, words = 0, (0, 0)
         elif u < p_close + p_short:
-            steps = [_sentence(rng, rng.randint(6, 14)) for _ in range(rng.randint(1, 2))]
+            count, words = rng.randint(1, 2), (6, 14)
         else:
-            steps = [_sentence(rng, rng.randint(15, 30)) for _ in range(rng.randint(5, 30))]
+            count, words = rng.randint(5, 30), (15, 30)
+        # Text past a stop string or past max_tokens is cut off: write no more of it (the result is the
+        # same, the draws it would have used come after everything kept). Not with banned words, which are
+        # checked on the whole candidate.
+        cap = None if req.banned_words else req.max_tokens + 1
+        stops = [s for s in req.stop if s]
+        steps: list[str] = []
+        tokens = 1 if lead else 0  # a sentence of n words is 2n tokens, a separator 1
+        for k in range(count):
+            n = rng.randint(*words)
+            steps.append(_sentence(rng, n))
+            tokens += 2 * n + (1 if k else 0)
+            so_far = lead + "\n\n".join(steps) + ("\n\n" if k + 1 < count else "")
+            if (cap is not None and tokens > cap) or any(s in so_far for s in stops):
+                return so_far
         got = answer if rng.random() >= p_wrong else answer + 1
         body = lead + "\n\n".join(steps) if steps else ""
         return body + f"\n</think>\n\nThe answer is \\boxed{{{got}}}."
@@ -85,3 +105,96 @@ def world_model(p_close: float = 0.25, p_short: float = 0.25, p_wrong: float = 0
 
 def world_backend(latency_s: float = 0.0, latency_per_token_s: float = 0.0, **kw) -> ScriptedBackend:
     return ScriptedBackend(world_model(**kw), latency_s=latency_s, latency_per_token_s=latency_per_token_s)
+
+
+class FakeRetriever:
+    """A batched retriever with a fixed cost per call (one HTTP round trip or one index search per wave)."""
+
+    def __init__(self, latency_s: float = 0.0):
+        self.latency_s = latency_s
+        self.calls = 0
+
+    def __call__(self, queries: list[str]) -> list[str]:
+        self.calls += 1
+        if self.latency_s:
+            time.sleep(self.latency_s)
+        return [f"\n<documents>passage about {q}</documents>\n" for q in queries]
+
+
+def search_model(prompt: str, ctx) -> str:
+    """The script of a searching model: a query per turn until it has read three passages, then an answer."""
+    hops = prompt.count("<documents>")
+    if hops >= 3:
+        return " The answer is 42.</answer>"
+    words = " ".join(ctx.rng.choice(WORDS) for _ in range(ctx.rng.randint(8, 40)))
+    return f" {words.capitalize()}. <search>query {hops}</search>"
+
+
+class ContinuousWorld(ScriptedBackend):
+    """A fake GPU serving the world's model: each decode step costs `step_s` and advances every running sequence.
+
+    `submit` (continuous batching) runs up to `concurrency` sequences (samples) at once, admitting new ones as
+    others finish; `generate` (a static batch) runs them `concurrency` at a time, each group costing `step_s`
+    per token of its longest sample. The clock is
+    the wall clock: a sequence that arrives at step `a` starts at `a` (or when a slot frees) and finishes
+    `tokens` steps later, however late the simulating thread samples it or wakes, so the figures measure the
+    engine, not this simulation (whose sampling costs CPU a GPU would not).
+    """
+
+    def __init__(self, script, *, step_s: float = 0.001, concurrency: int = 64):
+        super().__init__(script, latency_per_token_s=step_s)
+        self.step_s, self.concurrency = step_s, concurrency
+        self.busy_steps = 0  # steps with at least one sequence running
+        self._incoming: SimpleQueue = SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._t0 = time.perf_counter()
+
+    def generate(self, requests):
+        t = time.perf_counter()
+        out = [[self._sample(r, j) for j in range(r.n)] for r in requests]
+        lengths = [max(1, c.num_tokens) for cs in out for c in cs]
+        # A static batch runs `concurrency` sequences at a time, each group as long as its longest.
+        steps = sum(max(lengths[k : k + self.concurrency]) for k in range(0, len(lengths), self.concurrency))
+        self.busy_steps += sum(lengths)
+        time.sleep(max(0.0, steps * self.step_s - (time.perf_counter() - t)))  # sampling is on the GPU
+        return out
+
+    def submit(self, request) -> Future:
+        fut: Future = Future()
+        self._incoming.put((fut, request, self._step_now()))
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._serve, daemon=True)
+            self._thread.start()
+        return fut
+
+    def _step_now(self) -> float:
+        return (time.perf_counter() - self._t0) / self.step_s
+
+    def _serve(self) -> None:
+        waiting: deque = deque()  # (arrival step, request state, tokens) of sequences not yet admitted
+        running: list = []  # (finish step, request state)
+        while True:
+            timeout = None
+            if running:
+                timeout = max(0.0, min(f for f, _ in running) * self.step_s + self._t0 - time.perf_counter())
+            try:
+                item = self._incoming.get(timeout=timeout) if timeout != 0.0 else self._incoming.get_nowait()
+                fut, request, arrived = item
+                completions = [self._sample(request, j) for j in range(request.n)]
+                state = [fut, completions, len(completions)]
+                waiting.extend((math.ceil(arrived), state, max(1, c.num_tokens)) for c in completions)
+            except Empty:
+                pass
+            now = self._step_now()
+            free_at = sorted(f for f, _ in running if f <= now)  # slots freed, and when
+            for _, state in [r for r in running if r[0] <= now]:
+                state[2] -= 1
+                if not state[2]:
+                    state[0].set_result(state[1])
+            running = [r for r in running if r[0] > now]
+            free_at += [0] * (self.concurrency - len(running) - len(free_at))  # idle slots: free since ever
+            while waiting and len(running) < self.concurrency:
+                arrived, state, tokens = waiting.popleft()
+                start = max(arrived, free_at.pop(0))
+                running.append((start + tokens, state))
+                self.busy_steps += tokens

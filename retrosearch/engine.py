@@ -1,71 +1,135 @@
-"""The rollout engine: runs many per-example programs, batching their generation requests into waves."""
+"""The rollout engine: runs many per-example programs, batching their generation requests and tool calls.
+
+The contract with programs (and so with RL):
+
+- A program yields `Generate(node, ...)` (answered with the `n` new child nodes), `Call(tool, args)` (answered
+  with the tool's result for `args`), or a list mixing both (answered with a list, in order; `[]` at once).
+- Exact ids: a request built from a path whose nodes all have exact ids (`Node.exact_ids`: sampled by the model,
+  or spans tokenized on their own such as the prompt and environment output) carries those ids, joined, in
+  `GenerationRequest.prompt_ids`; the backend feeds them as they are. Otherwise (an input trace's spans, a span
+  re-tokenized from text) it carries text only. `prompt` always holds the path's text, for backends that cannot
+  take ids. The path's images travel in `GenerationRequest.images`, in order.
+- Schedules: *waves* (static-batch backends) gather every waiting program's requests into one
+  `backend.generate` call and each tool's calls into one call of it; *continuous* (backends with `submit`, which
+  take requests as they come) sends each request as soon as its program yields it and advances each program as
+  soon as its own answers are in, while each tool runs one batch at a time on the calls that queued meanwhile.
+  Both give the same trees for the same seeds.
+- Isolation: whatever goes wrong with one program's request (it cannot be built, the backend raises or answers
+  with the wrong count, a completion cannot be recorded) or tool call (the tool raises or answers with the wrong
+  count) is thrown into the programs concerned, as a `BackendError` or `ToolError`; a program may catch it, else
+  its slot holds a `ProgramError` naming the cause. A completion with `finish_reason="error"` (the backend's
+  verdict on one request) is recorded as such, for the program to read.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Union
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import chain
+from queue import SimpleQueue
+from typing import Any, Literal, Union
 
 from retrosearch.backends.base import Backend
 from retrosearch.tree import Node
-from retrosearch.types import Completion, Generate, GenerationRequest
+from retrosearch.types import (
+    BackendError,
+    Call,
+    Completion,
+    EngineStats,
+    Generate,
+    GenerationRequest,
+    ProgramError,
+    ToolError,
+)
 
-#: What a program yields: one request (answered with `list[Node]`) or a list of them (answered with
-#: `list[list[Node]]`, in order). An empty list is answered at once with `[]`.
-Yielded = Union[Generate, Sequence[Generate]]  # noqa: UP007 - a runtime alias, kept valid on 3.10
+__all__ = [
+    "BackendError",
+    "Call",
+    "Engine",
+    "EngineStats",
+    "Generate",
+    "Program",
+    "ProgramError",
+    "ToolError",
+]
+
+#: What a program yields: a `Generate` (answered with `list[Node]`), a `Call` (answered with the tool's result),
+#: or a list mixing them (answered with a list, in order). An empty list is answered at once with `[]`.
+Yielded = Union[Generate, Call, Sequence[Union[Generate, Call]]]  # noqa: UP007 - a runtime alias, valid on 3.10
 Program = Generator[Yielded, Any, Any]
+#: A tool takes the `args` of a batch of calls and returns their results: same length, same order.
+Tool = Callable[[list[Any]], Sequence[Any]]
+Schedule = Literal["auto", "waves", "continuous"]
 
 
-@dataclass
-class EngineStats:
-    """Counters of one engine's work (cumulative over its runs)."""
+class _Slot:
+    """A program waiting on what it yielded: the answers so far (raw completions for `Generate`s)."""
 
-    waves: int = 0
-    backend_calls: int = 0
-    requests: int = 0
-    samples: int = 0
-    generated_tokens: int = 0
-    backend_seconds: float = 0.0
-    wall_seconds: float = 0.0
-    failed_programs: int = 0
+    __slots__ = ("index", "program", "items", "single", "answers", "left", "error", "done")
+
+    def __init__(self, index: int, program: Program, items: list[Generate | Call], single: bool) -> None:
+        self.index, self.program, self.items, self.single = index, program, items, single
+        self.answers: list[Any] = [None] * len(items)
+        self.left = len(items)
+        self.error: BaseException | None = None
+        self.done = False  # answered (results still in flight for it are dropped)
+
+    def put(self, k: int, value: Any) -> None:
+        self.answers[k] = value
+        self.left -= 1
+
+    def fail(self, error: BaseException) -> None:
+        self.error = self.error or error
 
     @property
-    def overhead_ratio(self) -> float:
-        """Wall time / backend time: 1.0 means the engine itself costs nothing."""
-        return self.wall_seconds / self.backend_seconds if self.backend_seconds else float("nan")
+    def ready(self) -> bool:
+        return self.left == 0 or self.error is not None
 
 
-@dataclass
-class ProgramError:
-    """Stands in a run's results for a program that raised: the batch goes on."""
-
-    index: int
-    error: BaseException
-
-    def __str__(self) -> str:
-        return f"program {self.index} failed: {type(self.error).__name__}: {self.error}"
+_Entry = tuple[_Slot, int, Any]  # (slot, item index, request or tool args)
 
 
 class Engine:
-    """Drives programs to completion, one backend call per wave.
-
-    Each wave gathers the pending requests of every active program into a single `backend.generate` call,
-    records the completions as child nodes in the programs' trees, sends them back, and repeats.
+    """Drives programs to completion, batching their requests (see the module docstring for the contract).
 
     Args:
         backend: Where generation happens.
+        tools: Tools programs may `Call` by name: `fn(list_of_args) -> list_of_results` (same length and order).
         max_active: How many programs run at once; more are started as others finish (bounds memory for a long
             input stream, and lets results be written as they come).
         max_requests_per_call: Split a wave into backend calls of at most this many requests (`None`: one call).
+        schedule: `"waves"`, `"continuous"` (needs a backend with `submit(request) -> Future[list[Completion]]`)
+            or `"auto"`: continuous where the backend has `submit`.
     """
 
-    def __init__(self, backend: Backend, *, max_active: int = 256, max_requests_per_call: int | None = None):
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        tools: Mapping[str, Tool] | None = None,
+        max_active: int = 256,
+        max_requests_per_call: int | None = None,
+        schedule: Schedule = "auto",
+    ):
         if max_active < 1:
             raise ValueError(f"max_active must be >= 1, got {max_active}")
+        if max_requests_per_call is not None and max_requests_per_call < 1:
+            raise ValueError(f"max_requests_per_call must be >= 1, got {max_requests_per_call}")
+        can_submit = callable(getattr(backend, "submit", None))
+        if schedule not in ("auto", "waves", "continuous"):
+            raise ValueError(f"schedule must be 'auto', 'waves' or 'continuous', got {schedule!r}")
+        if schedule == "continuous" and not can_submit:
+            raise ValueError(f"schedule='continuous' needs a backend with submit(); {backend.name} has none")
         self.backend = backend
+        self.tools: dict[str, Tool] = dict(tools or {})
+        for name, fn in self.tools.items():
+            if not callable(fn):
+                raise TypeError(f"tool {name!r} must be callable (list of args -> list of results)")
         self.max_active = max_active
         self.max_requests_per_call = max_requests_per_call
+        auto = "continuous" if can_submit else "waves"
+        self.schedule: Schedule = auto if schedule == "auto" else schedule
         self.stats = EngineStats()
 
     def run(self, programs: Iterable[Program], *, return_exceptions: bool = True) -> list[Any]:
@@ -85,13 +149,13 @@ class Engine:
         """Like `run`, but yields `(input index, return value)` as soon as each program finishes."""
         t0 = time.perf_counter()
         source = enumerate(programs)
-        # index -> (program, the request(s) it is waiting on, whether it yielded a single Generate)
-        active: dict[int, tuple[Program, list[Generate], bool]] = {}
+        new: list[_Slot] = []  # programs that yielded since the last step
         done: list[tuple[int, Any]] = []
+        flow = _Flow(self) if self.schedule == "continuous" else None
         exhausted = False
 
         def advance(i: int, prog: Program, value: Any, error: BaseException | None = None) -> None:
-            # Step a program until it asks for generation or ends; empty lists are answered on the spot.
+            # Step a program until it asks for something or ends; empty lists are answered on the spot.
             while True:
                 try:
                     yielded = prog.throw(error) if error is not None else prog.send(value)
@@ -105,20 +169,20 @@ class Engine:
                     done.append((i, ProgramError(i, e)))
                     return
                 error = None
-                single = isinstance(yielded, Generate)
-                gens = [yielded] if single else list(yielded)
-                bad = next((g for g in gens if not isinstance(g, Generate)), None)
-                if bad is not None:
-                    error = TypeError(f"programs must yield Generate or a list of them, got {bad!r}")
+                single = isinstance(yielded, (Generate, Call))
+                items = [yielded] if single else _as_list(yielded)
+                if items is None or not all(_is_item(x) for x in items):
+                    bad = yielded if items is None else next(x for x in items if not _is_item(x))
+                    error = TypeError(f"programs must yield Generate, Call or a list of them, got {bad!r}")
                     continue
-                if gens:
-                    active[i] = (prog, gens, single)
+                if items:
+                    new.append(_Slot(i, prog, items, single))
                     return
                 value = []
 
         try:
             while True:
-                while not exhausted and len(active) < self.max_active:
+                while not exhausted and len(new) + (flow.waiting if flow else 0) < self.max_active:
                     nxt = next(source, None)
                     if nxt is None:
                         exhausted = True
@@ -126,62 +190,90 @@ class Engine:
                     advance(nxt[0], nxt[1], None)
                 yield from done
                 done.clear()
-                if not active:
+                if not new and not (flow and flow.waiting):
                     if exhausted:
                         break
                     continue
-                self._wave(active, advance)
+                slots, new[:] = list(new), []
+                answered = flow.step(slots) if flow else self._wave(slots)
+                # Record every answer before any program goes on (programs may share a tree).
+                for slot, (answer, error) in [(s, self._finish(s)) for s in answered]:
+                    advance(slot.index, slot.program, answer, error)
                 yield from done
                 done.clear()
         finally:
             self.stats.wall_seconds += time.perf_counter() - t0
+            if flow is not None:
+                flow.close()
 
-    def _wave(
-        self, active: dict[int, tuple[Program, list[Generate], bool]], advance: Callable[..., None]
-    ) -> None:
-        order = list(active)
-        gens = [g for i in order for g in active[i][1]]
-        requests = []
-        failed: dict[int, Exception] = {}
-        for k, g in enumerate(gens):
-            try:
-                requests.append(_to_request(g))
-            except Exception as e:  # noqa: BLE001 - a malformed request fails its program only
-                failed[k] = e
-                requests.append(None)
-        live = [r for r in requests if r is not None]
-        completions = iter(self._generate(live))
-        results: list[list[Completion] | None] = [None if r is None else next(completions) for r in requests]
-        self.stats.waves += 1
+    # ------------------------------------------------------------- shared steps
+    def _split(self, slots: list[_Slot]) -> tuple[list[_Entry], dict[str, list[_Entry]]]:
+        """The slots' requests (built from their paths) and tool calls (by tool); a bad request fails its slot."""
+        gens: list[_Entry] = []
+        calls: dict[str, list[_Entry]] = {}
+        for slot in slots:
+            for k, item in enumerate(slot.items):
+                if isinstance(item, Call):
+                    calls.setdefault(item.tool, []).append((slot, k, item.args))
+                    continue
+                try:
+                    gens.append((slot, k, _to_request(item)))
+                except Exception as e:  # noqa: BLE001 - a malformed request fails its program only
+                    slot.fail(e)
+        return [g for g in gens if g[0].error is None], calls
 
-        pos = 0
-        for i in order:
-            prog, pending, single = active.pop(i)
-            k0, pos = pos, pos + len(pending)
-            bad = next((failed[k] for k in range(k0, pos) if k in failed), None)
-            if bad is not None:
-                advance(i, prog, None, bad)
-                continue
-            answer = [self._record(g, results[k]) for g, k in zip(pending, range(k0, pos))]  # type: ignore[arg-type]
-            advance(i, prog, answer[0] if single else answer)
+    def _run_tool(self, name: str, args: list[Any]) -> tuple[list[Any] | None, BaseException | None, float]:
+        """Call tool `name` on `args`: `(results, None, seconds)` or `(None, error, seconds)`. Thread-safe."""
+        t = time.perf_counter()
+        try:
+            res = self.tools[name](args)
+            if isinstance(res, (str, bytes, Mapping)) or not hasattr(res, "__len__"):
+                raise ToolError(f"returned a {type(res).__name__}, not a list of {len(args)} results")
+            res = list(res)
+            if len(res) != len(args):
+                raise ToolError(f"returned {len(res)} results for {len(args)} calls")
+            return res, None, time.perf_counter() - t
+        except Exception as e:  # noqa: BLE001 - a failed tool fails the programs that asked only
+            return None, e, time.perf_counter() - t
 
-    def _generate(self, requests: list[GenerationRequest]) -> list[list[Completion]]:
-        if not requests:
+    def _deliver(self, name: str, entries: list[_Entry], outcome: tuple) -> None:
+        results, error, seconds = outcome
+        self.stats.tool_calls += 1
+        self.stats.tool_requests += len(entries)
+        self.stats.tool_seconds += seconds
+        why = f"tool {name!r} failed on a batch of {len(entries)} calls: {type(error).__name__}: {error}"
+        for n, (slot, k, _) in enumerate(entries):
+            if error is not None:
+                slot.fail(_error(ToolError, why, error))
+            else:
+                slot.put(k, results[n])  # type: ignore[index]
+
+    def _live_calls(self, name: str, entries: list[_Entry]) -> list[_Entry]:
+        """The entries whose program has not failed yet; an unknown tool fails the programs that call it."""
+        entries = [e for e in entries if e[0].error is None]
+        if name not in self.tools:
+            for slot, _, _ in entries:
+                slot.fail(ToolError(f"no tool {name!r}; the engine has {sorted(self.tools)}"))
             return []
-        size = self.max_requests_per_call or len(requests)
-        out: list[list[Completion]] = []
-        for chunk in _chunks(requests, size):
-            t = time.perf_counter()
-            res = self.backend.generate(list(chunk))
-            self.stats.backend_seconds += time.perf_counter() - t
-            self.stats.backend_calls += 1
-            if len(res) != len(chunk):
-                raise RuntimeError(
-                    f"backend {self.backend.name} returned {len(res)} results for {len(chunk)} requests"
-                )
-            out.extend(res)
-        self.stats.requests += len(requests)
-        return out
+        return entries
+
+    def _finish(self, slot: _Slot) -> tuple[Any, BaseException | None]:
+        """Record a ready slot's completions in its tree (all checked first: a failure leaves no half)."""
+        slot.done = True
+        if slot.error is None:
+            gens = [(k, g) for k, g in enumerate(slot.items) if isinstance(g, Generate)]
+            try:
+                for k, g in gens:
+                    _check(g, slot.answers[k])
+                for k, g in gens:
+                    slot.answers[k] = self._record(g, slot.answers[k])
+            except Exception as e:  # noqa: BLE001 - an unrecordable answer fails its program only
+                why = f"backend {self.backend.name} returned an answer that cannot be recorded: {e}"
+                slot.error = _error(BackendError, why, e)
+        if slot.error is not None:
+            self.stats.failed_requests += len(slot.items)
+            return None, slot.error
+        return (slot.answers[0] if slot.single else slot.answers), None
 
     def _record(self, g: Generate, completions: list[Completion]) -> list[Node]:
         tree = g.node.tree
@@ -196,18 +288,180 @@ class Engine:
                 meta["error"] = c.error
             if c.stop_reason is not None:
                 meta["stop_reason"] = c.stop_reason
+            ids = list(c.token_ids) if c.token_ids or not c.text else None
+            if ids is None and tree.tokenizer is not None:
+                meta["retokenized"] = True  # a backend that gave text only: the tree's ids are for counting
+            logprobs = list(c.logprobs) if c.logprobs is not None else None
             nodes.append(
                 tree.add(
                     g.node,
                     c.text,
                     "rollout",
-                    token_ids=list(c.token_ids) if c.token_ids or not c.text else None,
-                    logprobs=list(c.logprobs) if c.logprobs is not None else None,
+                    token_ids=ids,
+                    logprobs=logprobs,
                     finish_reason=c.finish_reason,
                     meta=meta,
                 )
             )
         return nodes
+
+    # -------------------------------------------------------------------- waves
+    def _wave(self, slots: list[_Slot]) -> list[_Slot]:
+        """Answer every slot: one backend call (or a few) and one call per tool. Returns the slots, in order."""
+        self.stats.waves += 1
+        gens, calls = self._split(slots)
+        size = self.max_requests_per_call or max(1, len(gens))
+        for start in range(0, len(gens), size):
+            chunk = gens[start : start + size]
+            t = time.perf_counter()
+            try:
+                res = self.backend.generate([r for _, _, r in chunk])
+                if not isinstance(res, Sequence) or len(res) != len(chunk):
+                    got = len(res) if isinstance(res, Sequence) else type(res).__name__
+                    raise BackendError(f"returned {got} results for {len(chunk)} requests")
+                for (slot, k, _), cs in zip(chunk, res):
+                    slot.put(k, cs)
+            except Exception as e:  # noqa: BLE001 - a failed call fails the programs that asked only
+                why = f"backend {self.backend.name} failed on a call of {len(chunk)} requests: {e}"
+                for slot, _, _ in chunk:
+                    slot.fail(_error(BackendError, why, e))
+            finally:
+                self.stats.backend_seconds += time.perf_counter() - t
+                self.stats.backend_calls += 1
+                self.stats.requests += len(chunk)
+        for name, entries in calls.items():
+            entries = self._live_calls(name, entries)
+            if entries:
+                self._deliver(name, entries, self._run_tool(name, [a for _, _, a in entries]))
+        return slots
+
+
+class _Flow:
+    """The continuous schedule of one run: requests and tool batches in flight, and the programs they answer."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.inflight: dict[Future, tuple[str | None, list[_Entry]]] = {}  # tool name (None: generation)
+        self.finished: SimpleQueue[Future] = SimpleQueue()  # filled by the futures' callbacks, in any thread
+        self.queued: dict[str, list[_Entry]] = {}  # tool calls waiting for their tool's batch in flight
+        self.busy: set[str] = set()  # tools with a batch in flight
+        self.pool = ThreadPoolExecutor(max_workers=max(1, len(engine.tools)), thread_name_prefix="tool")
+        self.ready: list[_Slot] = []
+        self.waiting = 0  # programs waiting on answers
+        self.generating, self.busy_since = 0, 0.0  # requests in flight, since when
+
+    def step(self, slots: list[_Slot]) -> list[_Slot]:
+        """Send the new slots' requests and calls; wait until some slot is answered; return the answered ones."""
+        self.waiting += len(slots)
+        gens, calls = self.engine._split(slots)
+        for slot, k, request in gens:
+            try:
+                fut = self.engine.backend.submit(request)  # type: ignore[attr-defined]
+            except Exception as e:  # noqa: BLE001 - a refused request fails its program only
+                slot.fail(
+                    _error(BackendError, f"backend {self.engine.backend.name} refused a request: {e}", e)
+                )
+                continue
+            if not self.generating:
+                self.busy_since = time.perf_counter()
+            self.generating += 1
+            self.engine.stats.backend_calls += 1
+            self.engine.stats.requests += 1
+            self._track(fut, None, [(slot, k, request)])
+        for name, entries in calls.items():
+            self.queued.setdefault(name, []).extend(entries)
+        for slot in slots:
+            self._mark(slot)
+        self._dispatch()
+        while not self.ready:
+            self._wait()
+        ready, self.ready = self.ready, []
+        self.waiting -= len(ready)
+        return ready
+
+    def _track(self, fut: Future, tool: str | None, entries: list[_Entry]) -> None:
+        self.inflight[fut] = (tool, entries)
+        fut.add_done_callback(self.finished.put)
+
+    def _dispatch(self) -> None:
+        for name in [n for n in self.queued if n not in self.busy]:
+            queued = self.queued.pop(name)
+            entries = self.engine._live_calls(name, queued)
+            for slot, _, _ in queued:
+                self._mark(slot)
+            if entries:
+                fut = self.pool.submit(self.engine._run_tool, name, [a for _, _, a in entries])
+                self._track(fut, name, entries)
+                self.busy.add(name)
+
+    def _wait(self) -> None:
+        if not self.inflight:
+            raise RuntimeError("the continuous schedule has programs waiting and nothing in flight")
+        batch = [self.finished.get()]
+        while not self.finished.empty():
+            batch.append(self.finished.get())
+        for fut in batch:
+            tool, entries = self.inflight.pop(fut)
+            if tool is not None:
+                self.busy.discard(tool)
+                self.engine._deliver(tool, entries, fut.result())
+            else:
+                self._took(fut, entries[0])
+            for slot, _, _ in entries:
+                self._mark(slot)
+        self._dispatch()
+
+    def _mark(self, slot: _Slot) -> None:
+        if slot.ready and not slot.done and slot not in self.ready:
+            self.ready.append(slot)
+
+    def _took(self, fut: Future, entry: _Entry) -> None:
+        self.generating -= 1
+        if not self.generating:
+            self.engine.stats.backend_seconds += time.perf_counter() - self.busy_since
+        slot, k, _ = entry
+        try:
+            slot.put(k, fut.result())
+        except Exception as e:  # noqa: BLE001 - a failed request fails its program only
+            slot.fail(_error(BackendError, f"backend {self.engine.backend.name} failed on a request: {e}", e))
+
+    def close(self) -> None:
+        for fut in self.inflight:
+            fut.cancel()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _error(cls: type[Exception], why: str, cause: BaseException) -> Exception:
+    """A fresh exception per program (one shared object would collect every program's traceback)."""
+    err = cls(why)
+    err.__cause__ = cause
+    return err
+
+
+def _is_item(x: Any) -> bool:
+    return isinstance(x, (Generate, Call))
+
+
+def _as_list(yielded: Any) -> list[Any] | None:
+    if isinstance(yielded, (str, bytes, Mapping)) or not isinstance(yielded, Iterable):
+        return None
+    return list(yielded)
+
+
+def _check(g: Generate, completions: Any) -> None:
+    """Raise when a backend's answer to `g` cannot be recorded as `g.n` nodes."""
+    if not isinstance(completions, Sequence) or len(completions) != g.n:
+        got = len(completions) if isinstance(completions, Sequence) else type(completions).__name__
+        raise ValueError(f"{got} completions for a request of n={g.n}")
+    for j, c in enumerate(completions):
+        if not isinstance(c, Completion):
+            raise TypeError(f"sample {j} is a {type(c).__name__}, not a Completion")
+        if not isinstance(c.text, str):
+            raise TypeError(f"sample {j} has text of type {type(c.text).__name__}")
+        if c.logprobs is not None and len(c.logprobs) != len(c.token_ids):
+            raise ValueError(
+                f"sample {j}: logprobs ({len(c.logprobs)}) and token_ids ({len(c.token_ids)}) differ in length"
+            )
 
 
 def _to_request(g: Generate) -> GenerationRequest:
@@ -215,13 +469,7 @@ def _to_request(g: Generate) -> GenerationRequest:
     if tree is None:
         raise ValueError("Generate.node must belong to a SearchTree")
     path = tree.path(g.node)
-    # Spans of an input trace were tokenized one by one for counting only: their joined ids are not what the
-    # model would read, so such a prefix goes as text. Generated and environment spans carry exact ids.
-    exact = all(n.token_ids is not None and n.origin != "original" for n in path)
-    ids = tuple(tree.token_ids(g.node)) if exact else None
-    return GenerationRequest(tree.text(g.node), ids, g.sampling)
-
-
-def _chunks(seq: list, size: int) -> Iterator[list]:
-    for k in range(0, len(seq), size):
-        yield seq[k : k + size]
+    exact = all(n.exact_ids for n in path)
+    ids = tuple(chain.from_iterable(n.token_ids for n in path)) if exact else None  # type: ignore[misc]
+    images = tuple(n.image for n in path if n.image is not None)
+    return GenerationRequest("".join(n.text for n in path), ids, g.sampling, images=images)

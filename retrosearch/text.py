@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Union
 
 #: Anything that turns text into tokens: a callable `str -> list[int]`, or an object with `encode` (a
@@ -29,10 +29,53 @@ def encode(text: str, tokenizer: Tokenizer) -> list[int]:
         return list(tokenizer.tokenize(text))
     if hasattr(tokenizer, "encode"):
         try:
-            return list(tokenizer.encode(text, add_special_tokens=False))
+            out = tokenizer.encode(text, add_special_tokens=False)
         except TypeError:
-            return list(tokenizer.encode(text))
+            out = tokenizer.encode(text)
+        # A `tokenizers.Tokenizer` answers with an `Encoding`; its ids are in `.ids`.
+        return list(getattr(out, "ids", out))
     return list(tokenizer(text))
+
+
+def decode(ids: Sequence[int], tokenizer: Tokenizer) -> str:
+    """Text of token `ids` (special tokens kept) under anything with a `decode` method.
+
+    Raises:
+        TypeError: `tokenizer` cannot decode (a plain callable).
+    """
+    if not hasattr(tokenizer, "decode"):
+        raise TypeError(f"{type(tokenizer).__name__} has no decode method")
+    try:
+        return tokenizer.decode(list(ids), skip_special_tokens=False)
+    except TypeError:
+        return tokenizer.decode(list(ids))
+
+
+def token_cut(ids: Sequence[int], text: str, offset: int, tokenizer: Tokenizer) -> int | None:
+    """The index `k` at which `ids` (the tokens of `text`) split into `text[:offset]` and `text[offset:]`.
+
+    Tries the halves' own tokenizations first, then (when `tokenizer` can decode, for non-canonical tokens a
+    model may write) decoded prefixes. `None` when no token boundary falls at `offset`.
+    """
+    ids, head, tail = list(ids), text[:offset], text[offset:]
+    h = encode(head, tokenizer)
+    if ids[: len(h)] == h and encode(tail, tokenizer) == ids[len(h) :]:
+        return len(h)
+    try:
+        if decode(ids, tokenizer) != text:
+            return None
+        lo, hi = 0, len(ids)
+        while lo < hi:  # the shortest prefix that decodes to at least `offset` characters
+            mid = (lo + hi) // 2
+            if len(decode(ids[:mid], tokenizer)) < offset:
+                lo = mid + 1
+            else:
+                hi = mid
+        if decode(ids[:lo], tokenizer) == head and decode(ids[lo:], tokenizer) == tail:
+            return lo
+    except TypeError:  # the tokenizer cannot decode
+        pass
+    return None
 
 
 def count_tokens(text: str, tokenizer: Tokenizer | None = None) -> int:

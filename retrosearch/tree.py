@@ -1,4 +1,14 @@
-"""The search tree: one node type for every user (Retro-Search rollouts, RL tool calls, analysis)."""
+"""The search tree: one node type for every user (Retro-Search rollouts, RL tool calls, analysis).
+
+Exact ids. A node's `token_ids` are *exact* (`Node.exact_ids`) when they are the very tokens the model reads or
+wrote for its span: the ids a backend sampled (rollouts), or the ids of a span tokenized on its own on purpose
+(the prompt, environment spans, any span a program adds). A path whose nodes all have exact ids is sent to the
+model as those ids, joined (never the joined text re-tokenized: tokenizers merge across span boundaries, e.g.
+`"\n" + "\n"`). Two kinds of ids are for counting only: spans of an input trace (origin `"original"`, tokenized
+one by one, while the model would read the trace as one text) and spans re-tokenized from text
+(`meta["retokenized"]`: a completion without ids, or a split that found no token boundary); a path holding one
+is sent as text.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retrosearch.text import Tokenizer, count_steps, count_tokens, encode
-from retrosearch.types import ORIGINS, Origin
+from retrosearch.text import Tokenizer, count_steps, count_tokens, encode, token_cut
+from retrosearch.types import ORIGINS, ImagePart, Origin
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -31,7 +41,8 @@ class Node:
             (tool output appended by a program; masked out of RL losses).
         token_count: Tokens in `text` (`len(token_ids)` when ids are known).
         step_count: Blank-line separated steps in `text`.
-        token_ids: Exact token ids when known (generated spans, or spans tokenized with the tree's tokenizer).
+        token_ids: Token ids of the span when known: sampled by the model, or the span tokenized on its own with
+            the tree's tokenizer (see the module docstring for when they are exact).
         logprobs: Per-token log-probabilities of generated spans when requested, `len == len(token_ids)`.
         value: The value a search assigned to this branch (e.g. `gamma ** steps * reward`).
         correct: Whether the answer reached through this node is correct (`None`: not graded).
@@ -40,6 +51,7 @@ class Node:
             then cut short at a later switch keeps the flag and gets `meta["superseded"] = True`).
         meta: Free-form annotations (boundary index, phase, tool name, ...). Must be JSON-serialisable.
         children: Ids of the children, in the order they were added.
+        image: The image this span stands for (`text` is then its placeholder); JSON keeps it by `path`.
     """
 
     id: int
@@ -56,9 +68,11 @@ class Node:
     accepted: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
     children: list[int] = field(default_factory=list)
+    image: ImagePart | None = None
     tree: SearchTree | None = field(default=None, repr=False)
 
-    _FIELDS = [
+    # Serialised by `to_dict` (plus `image` on image spans).
+    _FIELDS = (
         "id",
         "parent",
         "text",
@@ -68,15 +82,23 @@ class Node:
         "token_ids",
         "logprobs",
         "value",
-        "correct",
-        "finish_reason",
-        "accepted",
-        "meta",
-        "children",
-    ]
+    )
+    _FIELDS += ("correct", "finish_reason", "accepted", "meta", "children")
+
+    @property
+    def exact_ids(self) -> bool:
+        """Whether `token_ids` are the tokens the model reads for this span (see the module docstring)."""
+        return self.token_ids is not None and self.origin != "original" and not self.meta.get("retokenized")
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self._FIELDS}
+        d = {k: getattr(self, k) for k in self._FIELDS}
+        if self.image is not None:  # only image spans carry the key, so text-only trees read as before
+            if self.image.path is None:
+                raise ValueError(
+                    f"node {self.id} holds an in-memory image: give its ImagePart a path to write the tree"
+                )
+            d["image"] = {"placeholder": self.image.placeholder, "path": str(self.image.path)}
+        return d
 
 
 class SearchTree:
@@ -123,6 +145,14 @@ class SearchTree:
             raise ValueError(f"origin must be one of {ORIGINS}, got {origin!r}")
         if not isinstance(text, str):
             raise TypeError(f"node text must be a str, got {type(text).__name__}")
+        image = attrs.get("image")
+        if image is not None:
+            if not isinstance(image, ImagePart):
+                raise TypeError(f"node image must be an ImagePart, got {type(image).__name__}")
+            if text != image.placeholder:
+                raise ValueError(
+                    f"an image span's text must be its placeholder {image.placeholder!r}, got {text!r}"
+                )
         token_ids = attrs.pop("token_ids", None)
         if token_ids is None and self.tokenizer is not None:
             token_ids = self.tokenize(text)
@@ -153,53 +183,86 @@ class SearchTree:
             self.nodes[parent].children.append(node.id)
         return node
 
-    def add(self, parent: Node | int, text: str, origin: Origin, **attrs: Any) -> Node:
+    def add(self, parent: Node | int, text: str | ImagePart, origin: Origin, **attrs: Any) -> Node:
         """Append a child span under `parent` and return it.
 
-        Keyword arguments set `Node` attributes (`token_ids`, `logprobs`, `value`, `correct`, `finish_reason`,
+        Without `token_ids`, the span is tokenized on its own with the tree's tokenizer (never together with
+        its path): those ids are what a request built from the path sends. An `ImagePart` in place of `text`
+        makes an image span (its text is the placeholder; requests from below it carry the image). Keyword
+        arguments set `Node` attributes (`token_ids`, `logprobs`, `value`, `correct`, `finish_reason`,
         `accepted`, `meta`, `token_count`).
         """
         pid = parent.id if isinstance(parent, Node) else int(parent)
         if not 0 <= pid < len(self.nodes):
             raise IndexError(f"no node {pid} in a tree of {len(self.nodes)} nodes")
+        if isinstance(text, ImagePart):
+            text, attrs["image"] = text.placeholder, text
         return self._add(pid, text, origin, **attrs)
 
-    def add_chain(self, parent: Node | int, texts: list[str], origin: Origin, **attrs: Any) -> Node:
-        """Append `texts` as a chain of spans below `parent`; returns the last node (or `parent` if empty)."""
-        node = parent if isinstance(parent, Node) else self.nodes[parent]
-        for t in texts:
-            node = self.add(node, t, origin, meta=dict(attrs.get("meta", {})))
-        return node
+    def add_environment(self, parent: Node | int, content: str | ImagePart, **attrs: Any) -> Node:
+        """Append what the environment returned (tool output text, or an image) as an `"environment"` span.
 
-    def split(self, node: Node | int, offset: int) -> Node:
+        The text is tokenized on its own and its ids are appended to the path's, so the model reads exactly
+        these tokens after the path (and RL masks them out with `env_mask`).
+        """
+        return self.add(parent, content, "environment", **attrs)
+
+    def split(self, node: Node | int, offset: int, *, retokenize: bool = False) -> Node:
         """Cut a span in two at character `offset`: `node` keeps the head and its place, a new node holding the
         tail becomes its only child and takes over its children. Returns the tail node.
 
-        Both halves are re-counted with the tree's tokenizer; the head's log-probs are dropped (token boundaries
-        need not fall at `offset`).
+        Both halves keep `origin`, `value`, `correct`, `accepted` and `meta` (the tail gets `meta["split"]`);
+        the tail takes `finish_reason` (the head did not finish). Ids:
+
+        - Counting ids (an input trace's spans, re-tokenized spans, or none): both halves are re-counted with
+          the tree's tokenizer.
+        - Exact ids: the ids and log-probs are cut at the token boundary that falls at `offset` (found by
+          tokenizing or decoding the halves); where no boundary falls there (a token spans the offset), the
+          split is refused with `ValueError`, unless `retokenize`, where both halves are tokenized on their own
+          (`meta["retokenized"]`, log-probs dropped: no longer what the model wrote).
+
+        Args:
+            retokenize: Re-tokenize both halves on their own as for counting ids (what Retro-Search does, whose
+                requests go as text); the halves stay exact when their ids join to the node's.
         """
         node = node if isinstance(node, Node) else self.nodes[node]
         if not 0 < offset < len(node.text):
             raise ValueError(
                 f"split offset {offset} must fall inside node {node.id} ({len(node.text)} chars)"
             )
+        if node.image is not None:
+            raise ValueError(f"node {node.id} is an image span: it cannot be split")
         head, tail = node.text[:offset], node.text[offset:]
-        new = self.add(
-            node,
-            tail,
-            node.origin,
-            accepted=node.accepted,
-            meta=dict(node.meta, split=True),
-            finish_reason=node.finish_reason,
-        )
+        ids, lps, inexact = node.token_ids, node.logprobs, False
+        if node.exact_ids and not retokenize:
+            cut = None if self.tokenizer is None else token_cut(ids or [], node.text, offset, self.tokenizer)
+            if cut is None:
+                raise ValueError(
+                    f"node {node.id} ({node.origin}) has exact token ids and no token boundary at char "
+                    f"{offset} ({head[-10:]!r} | {tail[:10]!r}): split it elsewhere or pass retokenize=True"
+                )
+        else:
+            h, t = self.tokenize(head), self.tokenize(tail)
+            cut = len(h) if node.exact_ids and h is not None and h + t == ids else None
+            inexact = node.exact_ids and cut is None
+        if cut is not None:
+            assert ids is not None
+            head_ids, tail_ids = ids[:cut], ids[cut:]
+            head_lps, tail_lps = (None, None) if lps is None else (lps[:cut], lps[cut:])
+        else:
+            head_ids, tail_ids, head_lps, tail_lps = h, t, None, None
+        meta = dict(node.meta, split=True)
+        if inexact:
+            meta["retokenized"] = node.meta["retokenized"] = True
+        kept = {k: getattr(node, k) for k in ("value", "correct", "accepted", "finish_reason")}
+        new = self.add(node, tail, node.origin, token_ids=tail_ids, logprobs=tail_lps, meta=meta, **kept)
         new.children = [c for c in node.children if c != new.id]
         for c in new.children:
             self.nodes[c].parent = new.id
         node.children = [new.id]
         node.text = head
-        node.token_ids = self.tokenize(head) if node.token_ids is not None else None
-        node.logprobs = None
-        node.token_count = len(node.token_ids) if node.token_ids is not None else self.count_tokens(head)
+        node.token_ids, node.logprobs = head_ids, head_lps
+        node.token_count = len(head_ids) if head_ids is not None else count_tokens(head)
         node.step_count = count_steps(head)
         node.finish_reason = None
         return new
@@ -256,14 +319,25 @@ class SearchTree:
         return out
 
     def logprobs(self, node: Node | int, *, start: Node | int | None = None) -> list[float]:
-        """Per token of the path: the sampling log-prob of generated tokens, 0.0 elsewhere."""
+        """Per token of the path: the sampling log-prob of model-written tokens, 0.0 for prompt and environment
+        tokens.
+
+        Raises:
+            ValueError: a model-written span (`"rollout"` or `"original"`) on the path has tokens but no
+                log-probs (generate with `logprobs=True`; a split with `retokenize` drops them).
+        """
         out: list[float] = []
         for n in self._segment(node, start):
-            out.extend(n.logprobs if n.logprobs is not None else [0.0] * n.token_count)
+            if n.logprobs is not None:
+                out.extend(n.logprobs)
+            elif n.origin in ("prompt", "environment") or not n.token_count:
+                out.extend([0.0] * n.token_count)
+            else:
+                raise ValueError(
+                    f"node {n.id} ({n.origin}, {n.token_count} tokens) has no log-probs: generate with "
+                    "logprobs=True"
+                )
         return out
-
-    def leaves(self) -> list[Node]:
-        return [n for n in self.nodes if not n.children]
 
     def depth(self, node: Node | int | None = None) -> int:
         """Depth of `node` (root = 0), or of the deepest node when `node` is None."""
@@ -314,6 +388,8 @@ class SearchTree:
             if d["id"] != i:
                 raise ValueError(f"node {i} has id {d['id']}: nodes must be listed in id order")
             kw = {k: d[k] for k in Node._FIELDS if k in d}
+            if d.get("image") is not None:
+                kw["image"] = ImagePart(d["image"]["placeholder"], path=d["image"]["path"])
             kw.setdefault("token_count", count_tokens(d["text"]))
             kw.setdefault("step_count", count_steps(d["text"]))
             tree.nodes.append(Node(tree=tree, **kw))
@@ -337,9 +413,8 @@ class SearchTree:
 
         g = nx.DiGraph(**self.meta)
         for n in self.nodes:
-            attrs = n.to_dict()
-            del attrs["id"], attrs["children"]
-            g.add_node(n.id, **attrs)
+            attrs = {k: getattr(n, k) for k in Node._FIELDS if k not in ("id", "children")}
+            g.add_node(n.id, image=n.image, **attrs)
         for n in self.nodes:
             for rank, c in enumerate(n.children):
                 g.add_edge(n.id, c, order=rank)

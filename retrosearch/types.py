@@ -1,4 +1,4 @@
-"""The core's vocabulary: sampling settings, requests, completions and what programs yield (dataclasses only)."""
+"""The core's vocabulary: sampling settings, requests, completions, what programs yield and get back."""
 
 from __future__ import annotations
 
@@ -149,7 +149,7 @@ class GenerationRequest(_ReadsSampling):
         if not isinstance(prompt, str):
             raise TypeError(f"GenerationRequest.prompt must be a str, got {type(prompt).__name__}")
         object.__setattr__(self, "prompt", prompt)
-        ids = None if prompt_ids is None else tuple(int(t) for t in prompt_ids)
+        ids = None if prompt_ids is None else tuple(map(int, prompt_ids))
         object.__setattr__(self, "prompt_ids", ids)
         object.__setattr__(self, "sampling", _sampling(sampling, sampling_kw, "GenerationRequest"))
         object.__setattr__(self, "images", tuple(images))
@@ -213,12 +213,63 @@ class Generate(_ReadsSampling):
 
 @dataclass(frozen=True)
 class Call:
-    """A program's tool call: the engine runs each tool once per wave on the batch of its calls.
+    """A program's tool call, answered with the tool's result: the engine calls each tool on batches of calls.
 
     Attributes:
         tool: The name of a tool given to `Engine(tools={...})`.
-        args: The call's argument (a query, a box, ...), passed to the tool in a list with the wave's others.
+        args: The call's argument (a query, a box, ...), passed to the tool in a list with its batch's others
+            (a wave's calls, or in the continuous schedule those that queued while the tool was busy).
     """
 
     tool: str
     args: Any = None
+
+
+@dataclass
+class EngineStats:
+    """Counters of one engine's work (cumulative over its runs).
+
+    `backend_seconds` is the time the backend was busy: the calls' time in waves, the time with at least one
+    request in flight in the continuous schedule (where `waves` stays 0, `backend_calls` counts requests, and
+    tool time may overlap backend time).
+    """
+
+    waves: int = 0
+    backend_calls: int = 0
+    requests: int = 0
+    samples: int = 0
+    generated_tokens: int = 0
+    backend_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    failed_programs: int = 0
+    #: Calls of tools (one per tool per batch) and the program calls they answered.
+    tool_calls: int = 0
+    tool_requests: int = 0
+    tool_seconds: float = 0.0
+    #: Requests and tool calls of programs that got an error instead of their answers.
+    failed_requests: int = 0
+
+    @property
+    def overhead_ratio(self) -> float:
+        """Wall time / (backend + tool) time: 1.0 means the engine itself costs nothing."""
+        busy = self.backend_seconds + self.tool_seconds
+        return self.wall_seconds / busy if busy else float("nan")
+
+
+@dataclass
+class ProgramError:
+    """Stands in a run's results for a program that raised: the batch goes on."""
+
+    index: int
+    error: BaseException
+
+    def __str__(self) -> str:
+        return f"program {self.index} failed: {type(self.error).__name__}: {self.error}"
+
+
+class BackendError(RuntimeError):
+    """Thrown into a program whose request the backend failed on (raised, wrong count, unrecordable answer)."""
+
+
+class ToolError(RuntimeError):
+    """Thrown into a program whose tool call failed (unknown tool, the tool raised or gave a wrong count)."""

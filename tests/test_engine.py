@@ -3,12 +3,36 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
+import retrosearch
 from retrosearch.backends import GenerationRequest, ScriptedBackend
 from retrosearch.engine import Engine, Generate, ProgramError
 from retrosearch.tree import SearchTree
+
+TOY_TOKENIZER = Path(retrosearch.__file__).parent / "assets" / "toy" / "toy-base" / "tokenizer.json"
+
+
+def toy_tokenizer():
+    """The shipped toy model's byte-level BPE: it merges `"\n" + "\n"` into one token."""
+    tokenizers = pytest.importorskip("tokenizers")
+    return tokenizers.Tokenizer.from_file(str(TOY_TOKENIZER))
+
+
+class Recording:
+    """Wraps a backend and keeps every request it was sent."""
+
+    def __init__(self, backend):
+        self.backend, self.name, self.requests = backend, backend.name, []
+
+    def generate(self, requests):
+        self.requests.extend(requests)
+        return self.backend.generate(requests)
+
+    def tokenize(self, text):
+        return self.backend.tokenize(text)
 
 
 def calculator_model(prompt: str, ctx) -> str:
@@ -141,3 +165,71 @@ def test_scripted_backend_applies_ban_stop_and_length_and_repeats_with_a_seed():
     again = backend.generate([GenerationRequest("go", n=8, seed=3)])[0]
     assert [c.text for c in many] == [c.text for c in again]
     assert len({c.text for c in many}) == 2  # both candidates get drawn at temperature 1
+
+
+# --------------------------------------------------------------------------- exact ids
+def answer_after_tool(prompt: str, ctx) -> str:
+    return " done." if prompt.endswith("B") else "A\n"
+
+
+def test_requests_carry_the_trees_ids_not_the_joined_text_retokenized():
+    tok = toy_tokenizer()
+    backend = Recording(ScriptedBackend(answer_after_tool, tokenizer=tok))
+
+    def prog(tree):
+        (node,) = yield Generate(tree.root, stop=("\n",), temperature=0)
+        env = tree.add_environment(node, "\nB")  # tokenized on its own
+        (last,) = yield Generate(env, temperature=0)
+        return env, last
+
+    tree = SearchTree("Q: add\n", tokenizer=backend)
+    ((env, last),) = Engine(backend).run([prog(tree)])
+    joined = tree.text(env)
+    assert joined == "Q: add\nA\n\nB"
+    path_ids = tok.encode("Q: add\n").ids + tok.encode("A\n").ids + tok.encode("\nB").ids
+    assert tree.token_ids(env) == path_ids
+    # The tokenizer merges across the span boundary, so re-tokenizing the joined text is not what was written.
+    assert tok.encode(joined).ids != path_ids
+    first, second = backend.requests
+    assert first.prompt_ids == tuple(tok.encode("Q: add\n").ids)
+    assert second.prompt_ids == tuple(path_ids) and second.prompt == joined
+    assert last.text == " done." and last.token_ids == tok.encode(" done.").ids
+    assert tree.token_ids(last) == path_ids + last.token_ids
+
+
+def test_a_path_through_counting_ids_goes_as_text():
+    backend = Recording(ScriptedBackend(lambda p, c: "x"))
+
+    def prog(node):
+        yield Generate(node)
+
+    tree = SearchTree("p ", tokenizer=backend)
+    trace = tree.add(tree.root, "an input trace", "original")  # its ids are for counting only
+    retok = tree.add(tree.root, "text only", "rollout", meta={"retokenized": True})
+    Engine(backend).run([prog(tree.root), prog(trace), prog(retok)])
+    exact, via_trace, via_retok = backend.requests
+    assert exact.prompt_ids == tuple(tree.root.token_ids)
+    assert via_trace.prompt_ids is None and via_trace.prompt == "p an input trace"
+    assert via_retok.prompt_ids is None
+
+
+def test_a_completion_without_ids_is_recorded_with_counting_ids():
+    class TextOnly(ScriptedBackend):
+        def generate(self, requests):
+            out = super().generate(requests)
+            for cs in out:
+                for c in cs:
+                    c.token_ids = []
+            return out
+
+    backend = Recording(TextOnly(lambda p, c: "some words"))
+
+    def prog(tree):
+        (node,) = yield Generate(tree.root)
+        yield Generate(node)
+        return node
+
+    tree = SearchTree("p", tokenizer=backend)
+    (node,) = Engine(backend).run([prog(tree)])
+    assert node.token_count == 3 and node.meta["retokenized"] and not node.exact_ids
+    assert backend.requests[-1].prompt_ids is None

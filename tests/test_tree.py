@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from retrosearch.text import count_steps
+from retrosearch.trace import Trace
 from retrosearch.tree import SearchTree
 
 GOLDEN = Path(__file__).parent / "golden" / "small_tree.json"
@@ -48,6 +49,29 @@ def test_paths_text_ids_and_masks():
     assert lps[:20] == [-0.5] * 20 and set(lps[20:]) == {0.0}
     with pytest.raises(ValueError, match="ancestor"):
         t.text(leaf, start=t.nodes[2])
+
+
+def test_logprobs_are_zero_for_prompt_and_environment_and_required_of_the_model():
+    t = small_tree()
+    # Node 4 is a rollout written without log-probs: reading them is an error, not zeros.
+    with pytest.raises(ValueError, match="node 4 .*no log-probs"):
+        t.logprobs(t.nodes[4], start=t.nodes[1])
+    with pytest.raises(ValueError, match="node 1 \\(original"):
+        t.logprobs(t.nodes[3])  # an input trace's span has no log-probs either
+    assert t.logprobs(t.nodes[5], start=t.nodes[1]) == [-0.5] * 20 + [0.0] * len("\n[tool says 4]")
+    assert t.logprobs(t.root) == [0.0] * t.root.token_count
+    empty = t.add(t.root, "", "rollout", finish_reason="error")
+    assert t.logprobs(empty) == [0.0] * t.root.token_count  # no tokens, nothing missing
+
+
+@pytest.mark.parametrize(
+    "text, steps",
+    [("a\n\xa0\nb", 2), ("a\n\n\n\nb\n \nc", 3), ("one step", 1), ("a\n\u2003\n\u3000b\n\nc", 3)],
+)
+def test_the_tree_and_trace_count_steps_alike(text, steps):
+    t = SearchTree("p")
+    assert t.add(t.root, text, "original").step_count == steps
+    assert Trace(thinking=text).num_steps == steps
 
 
 def test_counts_and_statistics():

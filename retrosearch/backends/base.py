@@ -12,7 +12,17 @@ __all__ = ["Backend", "Completion", "FinishReason", "GenerationRequest", "apply_
 
 @runtime_checkable
 class Backend(Protocol):
-    """What every backend implements. Heavy libraries are imported lazily inside implementations."""
+    """What every backend implements. Heavy libraries are imported lazily inside implementations.
+
+    A request's `prompt_ids`, when given, are the exact tokens to condition on (the engine sends them whenever a
+    path's ids are exact); a backend that can take ids feeds them as they are, never re-tokenizing `prompt`,
+    and one that cannot reads `prompt`. `images` are the prompt's images, in the order of their placeholders.
+    Each completion's `token_ids` are the sampled ids (and `logprobs`, when asked for, one per id). A failure
+    of one request is answered with `Completion(finish_reason="error", error=...)`; raising fails the whole
+    call's programs. A backend may also offer `decode(ids) -> str` (used to split spans at token boundaries),
+    and, when it takes requests as they come (an async engine, a server), `submit(request) ->
+    concurrent.futures.Future[list[Completion]]`: the engine then runs its continuous schedule.
+    """
 
     name: str
 

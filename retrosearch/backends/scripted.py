@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from retrosearch.backends.base import Completion, GenerationRequest, apply_stop
+from retrosearch.text import Tokenizer, decode, encode
 
 _TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
 
@@ -34,8 +36,10 @@ class ScriptedBackend:
     banned word (at a word boundary, before the first stop string) are dropped, as a model with those words
     banned could not write them. At temperature 0 the first allowed candidate is taken; above it, one is drawn
     with an RNG seeded by the request's seed, the sample index and the prompt, so runs repeat exactly. Stop
-    strings (kept) and `max_tokens` are then applied. Tokens are words, punctuation marks and whitespace runs;
-    ids come from a vocabulary grown on the fly, so `tokenize` and generated ids agree.
+    strings (kept) and `max_tokens` are then applied. Tokens are words, punctuation marks and whitespace runs,
+    with ids from a vocabulary grown on the fly (no merges: tokenizing joined text gives the joined ids), or,
+    with `tokenizer`, a real tokenizer's (which may merge across span boundaries, as BPE merges `"\n" + "\n"`).
+    A request's `prompt_ids`, when given, are what the script reads (decoded), never `prompt`.
 
     Args:
         script: A callable `(prompt, ScriptContext) -> str | list[str] | None`, or a mapping from prompt
@@ -43,6 +47,8 @@ class ScriptedBackend:
         default: Continuation when a mapping has no matching suffix (`None`: the model writes nothing, EOS).
         latency_s: Fake time per `generate` call (one batched forward in a real engine).
         latency_per_token_s: Fake time per generated token of the longest sample in the call.
+        tokenizer: A real tokenizer (a `tokenizers.Tokenizer` or a Hugging Face tokenizer: anything with
+            `encode` and `decode`); a continuation's ids are its text tokenized on its own.
     """
 
     name = "scripted"
@@ -54,6 +60,7 @@ class ScriptedBackend:
         default: str | Sequence[str] | None = None,
         latency_s: float = 0.0,
         latency_per_token_s: float = 0.0,
+        tokenizer: Tokenizer | None = None,
     ) -> None:
         if isinstance(script, Mapping):
             rules = dict(script)
@@ -72,19 +79,29 @@ class ScriptedBackend:
             raise TypeError(f"script must be a callable or a mapping, got {type(script).__name__}")
         self.latency_s = latency_s
         self.latency_per_token_s = latency_per_token_s
+        if tokenizer is not None and not (hasattr(tokenizer, "encode") and hasattr(tokenizer, "decode")):
+            raise TypeError(f"tokenizer must have encode and decode, got {type(tokenizer).__name__}")
+        self.tokenizer = tokenizer
         self.vocab: dict[str, int] = {}
+        self._pieces: list[str] = []  # id -> piece
+        self._lock = threading.Lock()
         self.calls = 0
 
     # ------------------------------------------------------------------ tokens
-    def _pieces(self, text: str) -> list[str]:
-        return _TOKEN.findall(text)
-
     def tokenize(self, text: str) -> list[int]:
-        return [self.vocab.setdefault(p, len(self.vocab)) for p in self._pieces(text)]
+        if self.tokenizer is not None:
+            return encode(text, self.tokenizer)
+        vocab = self.vocab
+        with self._lock:  # ids are handed out in order: safe for backends that sample in other threads
+            return [vocab.setdefault(p, len(vocab)) for p in _TOKEN.findall(text)]
 
     def decode(self, ids: Sequence[int]) -> str:
-        inv = {v: k for k, v in self.vocab.items()}
-        return "".join(inv[i] for i in ids)
+        if self.tokenizer is not None:
+            return decode(ids, self.tokenizer)
+        if len(self._pieces) != len(self.vocab):
+            with self._lock:
+                self._pieces = list(self.vocab)  # ids are given in insertion order
+        return "".join(self._pieces[i] for i in ids)
 
     # -------------------------------------------------------------- generation
     def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
@@ -114,12 +131,11 @@ class ScriptedBackend:
             return Completion(text="", token_ids=[], finish_reason="eos")
         text = allowed[0] if req.temperature == 0 or len(allowed) == 1 else rng.choice(allowed)
         text, stop = apply_stop(text, req.stop)
-        pieces = self._pieces(text)
+        ids = self.tokenize(text)
         finish = "stop" if stop is not None else "eos"
-        if len(pieces) > req.max_tokens:
-            pieces, finish, stop = pieces[: req.max_tokens], "length", None
-            text = "".join(pieces)
-        ids = [self.vocab.setdefault(p, len(self.vocab)) for p in pieces]
+        if len(ids) > req.max_tokens:
+            ids, finish, stop = ids[: req.max_tokens], "length", None
+            text = self.decode(ids)
         logprobs = [-0.1] * len(ids) if req.logprobs else None
         return Completion(text=text, token_ids=ids, finish_reason=finish, stop_reason=stop, logprobs=logprobs)
 
