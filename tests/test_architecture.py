@@ -18,6 +18,7 @@ RANKS: dict[str, int] = {
     "retrosearch.config": 0,
     "retrosearch.backends": 1,
     "retrosearch.engine": 2,
+    "retrosearch.schedule": 2,
     "retrosearch.tree": 2,
     "retrosearch.trace": 2,
     "retrosearch.formats": 2,
