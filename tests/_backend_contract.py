@@ -10,9 +10,13 @@ from __future__ import annotations
 import contextlib
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from retrosearch.backends.base import Backend, Completion, GenerationRequest
+
+if TYPE_CHECKING:
+    import torch
 
 
 def greedy(backend: Backend, prompt: str, max_tokens: int = 24, **kw: object) -> Completion:
@@ -122,17 +126,125 @@ def check_prompt_ids(backend: Backend, prompt: str) -> None:
     assert longer.token_ids[12:20] == rest.token_ids[: len(longer.token_ids[12:20])]
 
 
-def check_logprobs(backend: Backend, prompt: str) -> list[float]:
-    """One finite, non-positive log-prob per sampled token; the greedy token is the most likely one."""
+def check_logprobs_shape(backend: Backend, prompt: str) -> list[float]:
+    """One finite, non-positive log-prob per sampled token when asked for; none when not.
+
+    For a backend without a model to recompute them from (the scripted one); real models run `check_logprobs`.
+    """
     c = greedy(backend, prompt, max_tokens=10, logprobs=True)
     assert c.logprobs is not None and len(c.logprobs) == c.num_tokens
     assert all(math.isfinite(x) and x <= 1e-4 for x in c.logprobs)
-    # Greedy picks the argmax, so each chosen token has probability >= 1 / vocabulary at worst, and in practice
-    # far more: the mean probability of a chat model's greedy tokens is high.
-    assert sum(math.exp(x) for x in c.logprobs) / len(c.logprobs) > 0.3
     [[no]] = backend.generate([GenerationRequest(prompt=prompt, temperature=0, max_tokens=4)])
     assert no.logprobs is None
     return c.logprobs
+
+
+#: Sampling settings under which "processed" and "raw" log-probs differ (temperature and a nucleus).
+SAMPLED = {"n": 2, "temperature": 0.7, "top_p": 0.8, "seed": 5}
+
+
+def expected_logprobs(
+    logits: torch.Tensor, tokens: Sequence[int], mode: str, temperature: float, top_p: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each token's log-prob recomputed from the model's next-token `logits` (`(len(tokens), vocab)`).
+
+    `"raw"`: log-softmax of the logits. `"processed"`: log-softmax of `logits / temperature` over the nucleus
+    (the most likely tokens until their mass reaches `top_p`; the top token always stays); at temperature 0, the
+    raw log-softmax. Also returns, per step, whether the nucleus is clear-cut (no token's mass of more likely
+    tokens within 1e-3 of `top_p`): only there can two implementations be held to agree on it.
+    """
+    import torch
+
+    logits = logits.double()
+    idx = torch.tensor(list(tokens))[:, None]
+    clear = torch.ones(len(tokens), dtype=torch.bool)
+    if mode == "raw" or temperature == 0:
+        return torch.log_softmax(logits, -1).gather(1, idx).squeeze(1), clear
+    z = logits / temperature
+    if top_p < 1:
+        probs, order = torch.sort(torch.softmax(z, -1), -1, descending=True)
+        before = torch.cumsum(probs, -1) - probs
+        clear = ((before - top_p).abs() > 1e-3).all(-1)
+        drop = torch.zeros_like(z, dtype=torch.bool).scatter(1, order, before >= top_p)
+        z = z.masked_fill(drop, float("-inf"))
+    return torch.log_softmax(z, -1).gather(1, idx).squeeze(1), clear
+
+
+def check_logprobs(
+    backend: Backend,
+    prompt: str,
+    logits_of: Callable[[Sequence[int]], torch.Tensor],
+    *,
+    modes: Sequence[str] = ("processed", "raw"),
+    atol: float = 1e-4,
+) -> None:
+    """Log-probs in each mode equal what the model's own logits give, greedy and sampled with temperature/top-p.
+
+    Args:
+        logits_of: A reference forward pass of the same model: token ids -> next-token logits at every
+            position, `(len(ids), vocab)`.
+        modes: The modes the backend serves (an engine-wide vLLM serves one).
+        atol: How far the backend may be from the reference (another implementation of the same model: ~2e-3).
+    """
+    import torch
+
+    ids = tuple(backend.tokenize(prompt))
+    requests = [
+        GenerationRequest(prompt, prompt_ids=ids, max_tokens=8, logprobs=True, logprobs_mode=mode, **kw)
+        for mode in modes
+        for kw in ({"temperature": 0.0}, SAMPLED)
+    ]
+    out = backend.generate(
+        [*requests, GenerationRequest(prompt, prompt_ids=ids, temperature=0, max_tokens=4)]
+    )
+    assert out[-1][0].logprobs is None  # not asked, not given
+    gaps = []
+    for r, cs in zip(requests, out):
+        for c in cs:
+            assert c.finish_reason != "error", c.error
+            assert c.logprobs is not None and len(c.logprobs) == c.num_tokens > 0
+            logits = logits_of(list(ids) + c.token_ids)[len(ids) - 1 : -1]
+            want, clear = expected_logprobs(logits, c.token_ids, r.logprobs_mode, r.temperature, r.top_p)
+            got = torch.tensor(c.logprobs, dtype=torch.float64)
+            assert torch.isfinite(want[clear]).all(), (
+                "a sampled token lies outside the distribution sampled from"
+            )
+            assert torch.allclose(got[clear], want[clear], atol=atol), (
+                r.logprobs_mode,
+                got.tolist(),
+                want.tolist(),
+            )
+            if r.temperature == 0:
+                # Greedy takes the argmax: its raw log-prob is the best one at every step.
+                best = torch.log_softmax(logits.double(), -1).max(-1).values
+                assert torch.allclose(got, best, atol=atol), (got.tolist(), best.tolist())
+            else:
+                raw, _ = expected_logprobs(logits, c.token_ids, "raw", 1.0, 1.0)
+                gaps.append((want - raw).abs().max().item())
+    if "processed" in modes:
+        # The sampled distribution differs from the raw one: a backend that returns raw values fails above.
+        assert max(gaps) > 0.05, gaps
+
+
+def check_logprobs_mode_refused(backend: Backend, prompt: str, mode: str) -> None:
+    """A request for a log-prob mode the backend does not serve fails alone, with an error that names the mode."""
+    ok = GenerationRequest(prompt, temperature=0, max_tokens=4)
+    bad = GenerationRequest(prompt, temperature=0, max_tokens=4, logprobs=True, logprobs_mode=mode)
+    [[a], [refused], [b]] = backend.generate([ok, bad, ok])
+    assert refused.finish_reason == "error" and mode in refused.error and "logprobs_mode" in refused.error
+    assert a.finish_reason != "error" and a.token_ids == b.token_ids
+
+
+def model_logits(model: object) -> Callable[[Sequence[int]], torch.Tensor]:
+    """A reference forward pass of a `transformers` model: ids -> next-token logits `(len(ids), vocab)`."""
+    import torch
+
+    def logits_of(ids: Sequence[int]) -> torch.Tensor:
+        with torch.no_grad():
+            x = torch.tensor([list(ids)], device=model.device)  # type: ignore[attr-defined]
+            return model(x).logits[0].float().cpu()  # type: ignore[operator]
+
+    return logits_of
 
 
 @contextlib.contextmanager

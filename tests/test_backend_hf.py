@@ -9,10 +9,18 @@ pytest.importorskip(
     "transformers", reason="the transformers backend needs transformers (pip install -e '.[hf]')"
 )
 
+from _backend_contract import one_torch_thread  # noqa: E402
+
 from retrosearch.backends.base import Backend, GenerationRequest  # noqa: E402
-from retrosearch.backends.hf import TransformersBackend  # noqa: E402
+from retrosearch.backends.hf import TransformersBackend, dtype_kwargs  # noqa: E402
 
 QUESTION = "What is the capital of France?"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -146,27 +154,30 @@ def test_prompt_ids_path_equals_text_path(backend, chat_prompt, answer):
     assert by_ids.token_ids == answer.token_ids and by_ids.text == answer.text
 
 
-def test_logprobs_are_raw_model_logprobs(backend, chat_prompt):
-    reqs = [
-        greedy(chat_prompt, max_tokens=6, logprobs=True),
-        GenerationRequest(
-            "Once upon a time", n=2, temperature=1.5, top_p=0.9, seed=1, max_tokens=6, logprobs=True
-        ),
-        greedy("The sky is", max_tokens=6),
-    ]
-    out = backend.generate(reqs)
-    for c in out[0] + out[1]:
-        assert c.logprobs is not None and len(c.logprobs) == len(c.token_ids)
-        assert all(lp <= 0.0 for lp in c.logprobs)
-    assert out[2][0].logprobs is None
-    # Recompute with one forward pass over prompt + completion: log_softmax of the raw logits (no temperature).
-    for prompt, c in [(chat_prompt, out[0][0]), ("Once upon a time", out[1][0])]:
-        prompt_ids = backend.tokenize(prompt)
-        ids = torch.tensor([prompt_ids + c.token_ids])
-        with torch.inference_mode():
-            logits = backend.model(ids).logits[0, len(prompt_ids) - 1 : -1].float()
-        expected = torch.log_softmax(logits, -1).gather(1, torch.tensor(c.token_ids)[:, None]).squeeze(1)
-        assert torch.allclose(torch.tensor(c.logprobs), expected, atol=1e-3), (c.logprobs, expected.tolist())
+def test_banned_tokens_leave_raw_logprobs_and_renormalise_processed_ones(backend, chat_prompt):
+    """Raw log-probs are the model's (before bans); processed ones are of what was sampled from (after them)."""
+    ban = (" Paris", "Paris")
+    ids = backend.tokenize(chat_prompt)
+    [[raw], [processed]] = backend.generate(
+        [
+            greedy(chat_prompt, max_tokens=10, banned_words=ban, logprobs=True, logprobs_mode=m)
+            for m in ("raw", "processed")
+        ]
+    )
+    assert raw.token_ids == processed.token_ids and "Paris" not in raw.text
+    with torch.inference_mode():
+        logits = backend.model(torch.tensor([ids + raw.token_ids])).logits[0, len(ids) - 1 : -1].float()
+    chosen = torch.tensor(raw.token_ids)[:, None]
+    expected_raw = torch.log_softmax(logits, -1).gather(1, chosen).squeeze(1)
+    masked = logits.clone()
+    for word in ban:  # single-token words: banned at every step
+        [token] = backend.tokenize(word)
+        masked[:, token] = float("-inf")
+    expected_processed = torch.log_softmax(masked, -1).gather(1, chosen).squeeze(1)
+    assert torch.allclose(torch.tensor(raw.logprobs), expected_raw, atol=1e-4)
+    assert torch.allclose(torch.tensor(processed.logprobs), expected_processed, atol=1e-4)
+    # Where the model wanted " Paris", the ban moved mass to the other tokens: only the processed value shows it.
+    assert (torch.tensor(processed.logprobs) - torch.tensor(raw.logprobs)).max() > 0.5
 
 
 def test_trust_remote_code_is_off_by_default_and_passed_through(backend, smollm2_dir, monkeypatch):
@@ -197,6 +208,8 @@ def test_loaded_model_and_bad_arguments(backend):
         TransformersBackend(backend.model, backend.tokenizer, batch_size=0)
     with pytest.raises(ValueError, match="dtype"):
         TransformersBackend(backend.model, backend.tokenizer, dtype="float8")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        TransformersBackend("./no/such/model-folder")
     with pytest.raises(TypeError, match="model"):
         TransformersBackend(42)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="requests"):
@@ -241,7 +254,7 @@ def test_engine_program_with_stop_and_exact_token_ids(backend, chat_prompt):
 
 @pytest.mark.parametrize(("temperature", "top_p"), [(1.0, 1.0), (0.5, 1.0), (1.0, 0.8)])
 def test_sampler_draws_from_softmax_with_temperature_and_top_p(temperature, top_p):
-    from retrosearch.backends.hf import _Row, _Sampler
+    from retrosearch.backends.hf_decoding import Row, Sampler
 
     logits = torch.tensor([[2.0, 1.0, 0.5, 0.0, -1.0, float("-inf")]])
     probs = torch.softmax(logits[0] / temperature, -1)
@@ -252,12 +265,16 @@ def test_sampler_draws_from_softmax_with_temperature_and_top_p(temperature, top_
     request = GenerationRequest("x", temperature=temperature, top_p=top_p)
     # One row per draw, each with its own generator: one call samples them all.
     draws = 4000
-    rows = [_Row(0, i, [1], request, torch.Generator().manual_seed(i)) for i in range(draws)]
-    out = _Sampler(rows)(torch.zeros((draws, 1), dtype=torch.long), logits.expand(draws, -1).clone())
+    rows = [Row(0, i, [1], request, torch.Generator().manual_seed(i)) for i in range(draws)]
+    sampler = Sampler(rows)
+    out = sampler(torch.zeros((draws, 1), dtype=torch.long), logits.expand(draws, -1).clone())
     assert ((out == 0).sum(1) == 1).all() and (torch.isinf(out).sum(1) == 5).all()
-    counts = torch.bincount(out.argmax(1), minlength=6).float()
+    drawn = out.argmax(1)
+    counts = torch.bincount(drawn, minlength=6).float()
     assert counts[probs == 0].sum() == 0
     assert torch.allclose(counts / draws, probs, atol=0.025)
+    # Each draw's log-prob is under the distribution it came from (tempered, nucleus renormalised).
+    assert torch.allclose(sampler.logprobs, probs.log()[drawn], atol=1e-6)
 
 
 def test_context_window_ends_generation_or_rejects_the_prompt(backend):
@@ -272,3 +289,11 @@ def test_context_window_ends_generation_or_rejects_the_prompt(backend):
     )
     assert c.finish_reason == "error" and "maximum context length" in c.error and c.token_ids == []
     assert ok.finish_reason == "length" and ok.num_tokens == 1
+
+
+def test_one_dtype_helper_for_every_loader():
+    assert dtype_kwargs("auto") == {"dtype": "auto"}
+    assert dtype_kwargs("bf16") == dtype_kwargs("bfloat16") == {"dtype": torch.bfloat16}
+    assert dtype_kwargs(torch.float16) == {"dtype": torch.float16}
+    with pytest.raises(ValueError, match="dtype must be 'auto' or one of"):
+        dtype_kwargs("float8")

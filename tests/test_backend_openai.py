@@ -15,15 +15,18 @@ import pytest
 from _backend_contract import (
     check_banned_word,
     check_logprobs,
+    check_logprobs_mode_refused,
     check_prompt_ids,
     check_seed,
     check_shapes,
     check_stop_kept,
+    model_logits,
     one_torch_thread,
 )
 
 from retrosearch.backends import GenerationRequest, OpenAIBackend
 from retrosearch.backends.base import Backend
+from retrosearch.types import ImagePart
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -247,6 +250,26 @@ def test_a_wave_is_sent_concurrently() -> None:
     assert [cs[0].finish_reason for cs in out] == ["eos"] * 6
 
 
+def test_a_declared_logprob_mode_refuses_the_other_and_images_are_refused(server: FakeServer) -> None:
+    backend = OpenAIBackend(server.url, "m", logprobs_mode="raw", max_retries=0)
+    image = ImagePart("<image>", path="picture.png")
+    out = backend.generate(
+        [
+            req("ok", logprobs=True, logprobs_mode="raw"),
+            req("ok", n=2, logprobs=True, logprobs_mode="processed"),
+            req("ok", images=[image]),
+        ]
+    )
+    assert out[0][0].finish_reason == "eos" and out[0][0].logprobs == [-0.5, -0.25, -1.0]
+    assert [c.finish_reason for c in out[1]] == ["error", "error"]
+    assert "--logprobs-mode processed_logprobs" in out[1][0].error
+    assert out[2][0].finish_reason == "error" and "takes no images" in out[2][0].error
+    assert len(server.bodies) == 1  # the refused requests never reached the server
+    # Undeclared, the server's numbers are returned whatever mode a request names.
+    [[c]] = OpenAIBackend(server.url, "m").generate([req("ok", logprobs=True, logprobs_mode="processed")])
+    assert c.logprobs == [-0.5, -0.25, -1.0]
+
+
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="base_url"):
         OpenAIBackend("localhost:8000", "m")
@@ -254,6 +277,8 @@ def test_bad_settings_are_refused() -> None:
         OpenAIBackend("http://127.0.0.1:1", "m", max_retries=-1)
     with pytest.raises(ValueError, match="concurrency"):
         OpenAIBackend("http://127.0.0.1:1", "m", concurrency=0)
+    with pytest.raises(ValueError, match="logprobs_mode"):
+        OpenAIBackend("http://127.0.0.1:1", "m", logprobs_mode="raw_logits")  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -286,7 +311,20 @@ def vllm_server(smollm2_dir: Any) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def remote(vllm_server: Any) -> OpenAIBackend:
-    return OpenAIBackend(vllm_server.base_url, vllm_server.model, timeout_s=120, max_retries=1)
+    # `vllm serve` computes raw log-probs unless started with `--logprobs-mode processed_logprobs`.
+    return OpenAIBackend(
+        vllm_server.base_url, vllm_server.model, timeout_s=120, max_retries=1, logprobs_mode="raw"
+    )
+
+
+@pytest.fixture(scope="module")
+def reference(smollm2_dir: Any) -> Any:
+    """The transformers backend on the same weights (float32): its model's logits are the reference."""
+    if importlib.util.find_spec("transformers") is None:
+        pytest.skip("transformers is not installed in this environment")
+    from retrosearch.backends.hf import TransformersBackend
+
+    return TransformersBackend(smollm2_dir, dtype="float32", device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -309,8 +347,16 @@ def prompts(smollm2_dir: Any) -> list[str]:
 @pytest.mark.vllm
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_VLLM, reason=NO_VLLM)
-def test_contract_against_vllm_serve(remote: OpenAIBackend, prompts: list[str], check: Any) -> None:
-    check(remote, prompts if check is check_shapes else prompts[1])
+def test_contract_against_vllm_serve(
+    remote: OpenAIBackend, prompts: list[str], check: Any, request: pytest.FixtureRequest
+) -> None:
+    if check is check_logprobs:
+        reference = request.getfixturevalue("reference")
+        with one_torch_thread():
+            check_logprobs(remote, prompts[1], model_logits(reference.model), modes=("raw",), atol=5e-3)
+        check_logprobs_mode_refused(remote, prompts[1], "processed")
+    else:
+        check(remote, prompts if check is check_shapes else prompts[1])
 
 
 @pytest.mark.vllm
@@ -375,13 +421,12 @@ def test_a_bad_request_fails_alone(remote: OpenAIBackend, prompts: list[str]) ->
 @pytest.mark.vllm
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_VLLM, reason=NO_VLLM)
-def test_greedy_agrees_with_transformers(remote: OpenAIBackend, prompts: list[str], smollm2_dir: Any) -> None:
-    if importlib.util.find_spec("transformers") is None:
-        pytest.skip("transformers is not installed in this environment")
-    from retrosearch.backends.hf import TransformersBackend
-
-    hf = TransformersBackend(smollm2_dir, dtype="float32", device="cpu")
-    requests = [GenerationRequest(prompt=p, temperature=0, max_tokens=32, logprobs=True) for p in prompts]
+def test_greedy_agrees_with_transformers(remote: OpenAIBackend, prompts: list[str], reference: Any) -> None:
+    hf = reference
+    requests = [
+        GenerationRequest(prompt=p, temperature=0, max_tokens=32, logprobs=True, logprobs_mode="raw")
+        for p in prompts
+    ]
     ours = remote.generate(requests)
     with one_torch_thread():
         theirs = hf.generate(requests)

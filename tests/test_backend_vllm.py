@@ -17,11 +17,13 @@ import pytest
 from _backend_contract import (
     check_banned_word,
     check_logprobs,
+    check_logprobs_mode_refused,
     check_prompt_ids,
     check_seed,
     check_shapes,
     check_stop_kept,
     greedy,
+    model_logits,
     one_torch_thread,
 )
 
@@ -96,8 +98,27 @@ def test_prompt_ids_give_what_the_text_gives(backend: Backend, prompts: list[str
     check_prompt_ids(backend, prompts[2])
 
 
-def test_logprobs_of_sampled_tokens(backend: Backend, prompts: list[str]) -> None:
-    check_logprobs(backend, prompts[0])
+@pytest.fixture(scope="module")
+def reference(smollm2_dir: Path) -> Backend:
+    """The transformers backend on the same weights (float32): its model's logits are the reference."""
+    if importlib.util.find_spec("transformers") is None:
+        pytest.skip("transformers is not installed in this environment")
+    from retrosearch.backends.hf import TransformersBackend
+
+    return TransformersBackend(smollm2_dir, dtype="float32", device="cpu")
+
+
+def test_processed_logprobs_are_of_the_sampled_distribution(
+    backend: Backend, prompts: list[str], reference: Backend
+) -> None:
+    """The engine's mode (default `processed`), recomputed from the transformers model's logits."""
+    with one_torch_thread():
+        check_logprobs(backend, prompts[0], model_logits(reference.model), modes=("processed",), atol=5e-3)
+
+
+def test_the_other_logprob_mode_is_refused_per_request(backend: Backend, prompts: list[str]) -> None:
+    assert backend.logprobs_mode == "processed"
+    check_logprobs_mode_refused(backend, prompts[0], "raw")
 
 
 def test_end_of_sequence_token_is_in_ids_not_in_text(backend: Backend, prompts: list[str]) -> None:
@@ -141,14 +162,10 @@ def test_a_rejected_request_is_reported_alone(backend: Backend, prompts: list[st
 
 
 def test_greedy_and_logprobs_agree_with_transformers(
-    backend: Backend, prompts: list[str], smollm2_dir: Path
+    backend: Backend, prompts: list[str], reference: Backend
 ) -> None:
     """vLLM and the transformers backend, both float32 on the same weights, write the same greedy tokens."""
-    if importlib.util.find_spec("transformers") is None:
-        pytest.skip("transformers is not installed in this environment")
-    from retrosearch.backends.hf import TransformersBackend
-
-    hf = TransformersBackend(smollm2_dir, dtype="float32", device="cpu")
+    hf = reference
     requests = [
         GenerationRequest(prompt=p, temperature=0, max_tokens=32, logprobs=True, stop=("\n\n",))
         for p in prompts

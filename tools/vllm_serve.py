@@ -150,7 +150,7 @@ class VLLMServer:
         self._log = open(self.log_file, "wb")  # noqa: SIM115 (kept open while the server runs)
         env = {**os.environ, **self.env}
         # The server must import this package even when it is not installed (a source checkout).
-        root = str(Path(__file__).resolve().parents[2])
+        root = str(Path(__file__).resolve().parents[1])  # the checkout: `tools` and `retrosearch` live here
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         t0 = time.monotonic()
         self.process = subprocess.Popen(

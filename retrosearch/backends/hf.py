@@ -1,61 +1,39 @@
-"""Hugging Face transformers backend: batched `model.generate` with left padding, on CPU or GPU."""
+"""Hugging Face transformers backend: batched `model.generate` with left padding, on CPU or GPU, text or images."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import transformers
 from transformers import (
+    AutoConfig,
     AutoModelForCausalLM,
     AutoTokenizer,
     GenerationConfig,
     LogitsProcessor,
     LogitsProcessorList,
     PreTrainedModel,
-    StoppingCriteria,
     StoppingCriteriaList,
 )
-from transformers.generation.logits_process import NoBadWordsLogitsProcessor
 
 from retrosearch.backends.base import Completion, GenerationRequest, apply_stop, chat_prompt
+from retrosearch.backends.hf_decoding import BanProcessor, LogprobPicker, Row, RowStopper, Sampler
+from retrosearch.backends.hf_images import ImageInputs, concat, is_image_processor
+from retrosearch.backends.hf_loading import auto_class, dtype_kwargs, load_processor, resolve_device
+from retrosearch.backends.locate import locate_model
 
-_DTYPES = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-    "half": torch.float16,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-}
+__all__ = ["TransformersBackend", "dtype_kwargs"]
 
 #: Prompt tokens decoded in front of a continuation, so that tokenizers that drop a leading space at the start
 #: of a decode (SentencePiece) still give the continuation's exact text.
 _DECODE_CONTEXT = 4
 
 
-@dataclass
-class _Row:
-    """One sequence of a batch: sample `sample` of request `req`, with at most `max_new` new tokens."""
-
-    req: int
-    sample: int
-    ids: list[int]
-    request: GenerationRequest
-    generator: torch.Generator | None
-    max_new: int = 0
-
-    def __post_init__(self) -> None:
-        if not self.max_new:
-            self.max_new = self.request.max_tokens
-
-
 class TransformersBackend:
-    """A `Backend` on a local Hugging Face causal LM.
+    """A `Backend` on a local Hugging Face model: a causal LM, or a vision-language model with its processor.
 
     Every sample of every request becomes one row; rows are batched (up to `batch_size`) into one
     `model.generate` call with left padding. All sampling settings are per row, so requests with different
@@ -75,22 +53,33 @@ class TransformersBackend:
           token `"\\n\\n\\n"`), `decode(token_ids)` is `text` plus the rest of that last token, as in vLLM.
         - `banned_words` are tokenized as given (no special tokens) and banned as exact token sequences with
           transformers' `NoBadWordsLogitsProcessor` (the `bad_words_ids` mechanism), in every row of the request.
-        - `logprobs` are the raw model log-probabilities of the sampled tokens: `log_softmax` of the model's
-          logits before bans, temperature and top-p (vLLM's default `raw_logprobs`).
+        - `logprobs` follow each request's `logprobs_mode`: `"processed"` is the log-probability under the
+          distribution the token was drawn from (after bans, temperature and top-p; at temperature 0, the
+          log-softmax after bans), what TRL's importance-sampling correction expects and vLLM's
+          `processed_logprobs`; `"raw"` is the model's `log_softmax` before bans, temperature and top-p (vLLM's
+          `raw_logprobs`).
+        - Images (`request.images`): the prompt holds the processor's image token once per image; the model's
+          processor expands it and makes the pixel inputs (see `ImageInputs`). A model without one answers such a
+          request with an error completion.
         - The model's own `generation_config` sampling defaults (top-k, repetition penalty, ...) are ignored:
           only the request's settings apply. Its EOS token ids are used.
 
     Args:
-        model: A local model folder or hub id (loaded with `AutoModelForCausalLM`), or a loaded model.
-        tokenizer: A tokenizer, or where to load one from; default: the model's folder.
+        model: A local model folder, a shipped model's name (`"toy-base"`), a hub id, or a loaded model.
+            A name that is nowhere to be found fails at once (`FileNotFoundError`), before anything loads.
+        tokenizer: A tokenizer (or a processor), or where to load one from; default: the model's folder.
         device: `"auto"` (CUDA, then MPS, then CPU; a passed model stays where it is), or a torch device string.
         dtype: `"auto"` (the checkpoint's dtype), `"float32"`, `"bfloat16"` or `"float16"`.
         trust_remote_code: Allow the model's repository to run its own code when loading. Off by default.
         batch_size: Most rows (sequences) per `generate` call.
         gguf_file: Load a GGUF file from the `model` folder (needs the `gguf` package).
+        processor: A vision-language model's processor; loaded with `AutoProcessor` from the model's folder when
+            the model is an image-text model.
     """
 
     name = "transformers"
+    #: The autograd mode generation runs under (the live backend uses `torch.no_grad`, which training can follow).
+    _grad_mode = staticmethod(torch.inference_mode)
 
     def __init__(
         self,
@@ -102,27 +91,30 @@ class TransformersBackend:
         trust_remote_code: bool = False,
         batch_size: int = 16,
         gguf_file: str | None = None,
+        processor: Any = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if dtype != "auto" and dtype not in _DTYPES and not isinstance(dtype, torch.dtype):
-            raise ValueError(f"dtype must be 'auto' or one of {sorted(_DTYPES)}, got {dtype!r}")
+        weights = dtype_kwargs(dtype)
         self.batch_size = batch_size
         self.trust_remote_code = trust_remote_code
-        torch_dtype = dtype if dtype == "auto" or isinstance(dtype, torch.dtype) else _DTYPES[dtype]
         load_kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
         if gguf_file is not None:
             load_kwargs["gguf_file"] = gguf_file
 
-        if isinstance(model, (str, Path)):
-            source = str(model)
-            self.model = AutoModelForCausalLM.from_pretrained(
-                source, **{_dtype_kwarg(): torch_dtype}, **load_kwargs
-            )
-            self.model.to(_resolve_device(device))
+        if isinstance(model, (str, os.PathLike)):
+            source, hub = locate_model(model)
+            load_kwargs.update(hub)
+            config = AutoConfig.from_pretrained(source, **load_kwargs)
+            auto = auto_class(config)
+            self.model = auto.from_pretrained(source, **weights, **load_kwargs)
+            self.model.to(resolve_device(device))
+            if processor is None and tokenizer is None and auto is not AutoModelForCausalLM:
+                processor = load_processor(source, load_kwargs)
         elif isinstance(model, torch.nn.Module) and hasattr(model, "generate"):
             source = getattr(model, "name_or_path", None) or getattr(model.config, "_name_or_path", None)
             self.model = model
+            torch_dtype = next(iter(weights.values()))
             if torch_dtype != "auto":
                 self.model.to(torch_dtype)
             if device != "auto":
@@ -132,14 +124,28 @@ class TransformersBackend:
                 f"model must be a path, a hub id or a PreTrainedModel, got {type(model).__name__}"
             )
         self.model.eval()
+        self._attach_tokenizer(tokenizer, processor, source, load_kwargs)
 
-        if tokenizer is None or isinstance(tokenizer, (str, Path)):
-            tok_source = str(tokenizer) if tokenizer is not None else source
-            if not tok_source:
+    def _attach_tokenizer(
+        self, tokenizer: Any, processor: Any, source: str | None, load_kwargs: dict
+    ) -> None:
+        """Set the tokenizer (and the image processor, if any) and the special ids the backend needs."""
+        if processor is None and is_image_processor(tokenizer):
+            processor, tokenizer = tokenizer, None
+        #: Expands image tokens and builds image tensors (`None`: a text-only model).
+        self.images: ImageInputs | None = ImageInputs(processor) if processor is not None else None
+        if tokenizer is None and processor is not None:
+            tokenizer = processor.tokenizer
+        if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
+            if tokenizer is not None:
+                tok_source, tok_kwargs = locate_model(tokenizer, what="tokenizer")
+                tok_kwargs["trust_remote_code"] = self.trust_remote_code
+            elif source:
+                tok_source, tok_kwargs = source, dict(load_kwargs)
+            else:
                 raise ValueError(
                     "tokenizer is required when the model was not loaded from a folder or hub id"
                 )
-            tok_kwargs = dict(load_kwargs) if tokenizer is None else {"trust_remote_code": trust_remote_code}
             tokenizer = AutoTokenizer.from_pretrained(tok_source, **tok_kwargs)
         self.tokenizer = tokenizer
 
@@ -155,7 +161,9 @@ class TransformersBackend:
             pad = self.eos_token_ids[0] if self.eos_token_ids else 0
         self.pad_token_id: int = int(pad)
         self.bos_token_id: int | None = tokenizer.bos_token_id
-        ctx = getattr(self.model.config, "max_position_embeddings", None)
+        config = self.model.config
+        text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+        ctx = getattr(text_config, "max_position_embeddings", None)
         #: The model's context window in tokens (prompt + completion), when its config says.
         self.max_context: int | None = int(ctx) if ctx else None
 
@@ -205,24 +213,11 @@ class TransformersBackend:
             if not isinstance(req, GenerationRequest):
                 raise TypeError(f"requests[{i}] must be a GenerationRequest, got {type(req).__name__}")
         out: list[list[Completion | None]] = [[None] * r.n for r in requests]
-        rows: list[_Row] = []
+        rows: list[Row] = []
         for i, req in enumerate(requests):
-            ids = list(req.prompt_ids) if req.prompt_ids is not None else self.tokenize(req.prompt)
-            if not ids:
-                if self.bos_token_id is None:
-                    out[i] = [_error("empty prompt and the tokenizer has no BOS token") for _ in range(req.n)]
-                    continue
-                ids = [self.bos_token_id]
-            if self.max_context is not None and len(ids) >= self.max_context:
-                message = (
-                    f"the prompt has {len(ids)} tokens: no room left in the model's maximum context length "
-                    f"of {self.max_context} tokens"
-                )
-                out[i] = [_error(message) for _ in range(req.n)]
-                continue
-            bad = [w for w in req.banned_words if not self.tokenize(w)]
-            if bad:
-                out[i] = [_error(f"banned word {bad[0]!r} has no tokens") for _ in range(req.n)]
+            ids, images, problem = self._prompt(req)
+            if problem is not None:
+                out[i] = [_error(problem) for _ in range(req.n)]
                 continue
             # Past the context window the model has no positions: generation ends there, as "length".
             room = (
@@ -232,7 +227,7 @@ class TransformersBackend:
             )
             # Greedy samples are identical: compute one, copy it below.
             for j in range(1 if req.temperature == 0 else req.n):
-                rows.append(_Row(i, j, ids, req, self._generator(req, j), room))
+                rows.append(Row(i, j, ids, req, self._generator(req, j), room, images))
         for k in range(0, len(rows), self.batch_size):
             batch = rows[k : k + self.batch_size]
             for row, completion in zip(batch, self._generate_batch(batch)):
@@ -242,6 +237,39 @@ class TransformersBackend:
                 first = out[i][0]
                 out[i] = [first] + [_copy(first) for _ in range(req.n - 1)]
         return out  # type: ignore[return-value]
+
+    def _prompt(self, req: GenerationRequest) -> tuple[list[int], dict[str, torch.Tensor] | None, str | None]:
+        """The ids the model reads for `req`, its image tensors, and why it cannot run (`None`: it can)."""
+        ids = list(req.prompt_ids) if req.prompt_ids is not None else self.tokenize(req.prompt)
+        images = None
+        if req.images:
+            if self.images is None:
+                return (
+                    ids,
+                    None,
+                    f"the request has {len(req.images)} image(s) but the model has no image processor",
+                )
+            try:
+                ids, images = self.images.expand(ids, req.images)
+            except (ValueError, OSError) as e:
+                return ids, None, f"images: {e}"
+        if not ids:
+            if self.bos_token_id is None:
+                return ids, None, "empty prompt and the tokenizer has no BOS token"
+            ids = [self.bos_token_id]
+        if self.max_context is not None and len(ids) >= self.max_context:
+            return (
+                ids,
+                None,
+                (
+                    f"the prompt has {len(ids)} tokens: no room left in the model's maximum context length "
+                    f"of {self.max_context} tokens"
+                ),
+            )
+        bad = [w for w in req.banned_words if not self.tokenize(w)]
+        if bad:
+            return ids, None, f"banned word {bad[0]!r} has no tokens"
+        return ids, images, None
 
     def _generator(self, req: GenerationRequest, sample: int) -> torch.Generator | None:
         if req.temperature == 0:
@@ -254,8 +282,7 @@ class TransformersBackend:
             g.manual_seed(req.seed + sample)
         return g
 
-    @torch.inference_mode()
-    def _generate_batch(self, rows: list[_Row]) -> list[Completion]:
+    def _generate_batch(self, rows: list[Row]) -> list[Completion]:
         width = max(len(r.ids) for r in rows)
         input_ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
         attention = torch.zeros((len(rows), width), dtype=torch.long)
@@ -264,36 +291,45 @@ class TransformersBackend:
             attention[b, width - len(r.ids) :] = 1
         input_ids, attention = input_ids.to(self.device), attention.to(self.device)
 
-        recorder = _LogprobRecorder() if any(r.request.logprobs for r in rows) else None
-        processors: list[LogitsProcessor] = [] if recorder is None else [recorder]
-        bans = _BanProcessor(rows, self.tokenize, self.eos_token_ids)
+        sampler = Sampler(rows) if any(r.generator is not None for r in rows) else None
+        picker = LogprobPicker(rows, sampler) if any(r.request.logprobs for r in rows) else None
+        # Order matters: raw log-probs before the bans, processed ones after bans, temperature and top-p.
+        processors: list[LogitsProcessor] = [] if picker is None else picker.before_bans()
+        bans = BanProcessor(rows, self.tokenize, self.eos_token_ids)
         if bans.active:
             processors.append(bans)
-        if any(r.generator is not None for r in rows):
-            processors.append(_Sampler(rows))
-        stopper = _RowStopper(self, rows, width)
+        if picker is not None:
+            processors += picker.after_bans()
+        if sampler is not None:
+            processors.append(sampler)
+        if picker is not None:
+            processors.append(picker)
+        stopper = RowStopper(self.decode, self.eos_token_ids, rows, width)
         config = GenerationConfig(
             max_new_tokens=max(r.max_new for r in rows),
-            do_sample=False,  # our `_Sampler` picks sampled tokens; `generate` keeps the one it left
+            do_sample=False,  # our `Sampler` picks sampled tokens; `generate` keeps the one it left
             num_beams=1,
             temperature=None,
             top_p=None,
             top_k=None,
+            use_cache=True,  # a trainer may have turned the model's cache off (gradient checkpointing)
             eos_token_id=self.eos_token_ids or None,
             pad_token_id=self.pad_token_id,
             bos_token_id=self.bos_token_id,
         )
-        sequences = self.model.generate(
-            input_ids=input_ids,
-            attention_mask=attention,
-            generation_config=config,
-            logits_processor=LogitsProcessorList(processors),
-            stopping_criteria=StoppingCriteriaList([stopper]),
-        )
+        with self._grad_mode():
+            sequences = self.model.generate(
+                input_ids=input_ids,
+                attention_mask=attention,
+                generation_config=config,
+                logits_processor=LogitsProcessorList(processors),
+                stopping_criteria=StoppingCriteriaList([stopper]),
+                **self._image_kwargs(rows),
+            )
         if not isinstance(sequences, torch.Tensor):
             sequences = sequences.sequences
         sequences = sequences.cpu()
-        logprobs = recorder.finish(sequences[:, -1].to(self.device)) if recorder is not None else None
+        logprobs = picker.result() if picker is not None else None
         return [
             self._completion(
                 r,
@@ -305,7 +341,18 @@ class TransformersBackend:
             for b, r in enumerate(rows)
         ]
 
-    def _completion(self, row: _Row, ids: list[int], logprobs: list[float] | None) -> Completion:
+    def _image_kwargs(self, rows: list[Row]) -> dict[str, torch.Tensor]:
+        """The batch's image tensors (rows in order), on the model's device, floats in the model's dtype."""
+        parts = [r.images for r in rows if r.images is not None]
+        if not parts:
+            return {}
+        dtype = getattr(self.model, "dtype", None)
+        return {
+            k: v.to(self.device, dtype=dtype) if v.is_floating_point() and dtype else v.to(self.device)
+            for k, v in concat(parts).items()
+        }
+
+    def _completion(self, row: Row, ids: list[int], logprobs: list[float] | None) -> Completion:
         req = row.request
         eos = bool(ids) and ids[-1] in self.eos_token_ids
         body = ids[:-1] if eos else ids
@@ -334,22 +381,6 @@ class TransformersBackend:
         return lo
 
 
-def _dtype_kwarg() -> str:
-    # transformers renamed `torch_dtype` to `dtype` in 4.56.
-    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
-    return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
-
-
-def _resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
 def _error(message: str) -> Completion:
     return Completion(text="", token_ids=[], finish_reason="error", error=message)
 
@@ -363,123 +394,3 @@ def _copy(c: Completion) -> Completion:
         logprobs=None if c.logprobs is None else list(c.logprobs),
         error=c.error,
     )
-
-
-class _LogprobRecorder(LogitsProcessor):
-    """First in the chain: keeps the raw `log_softmax` of each step to read the chosen token's log-prob.
-
-    The token chosen at step `t` is only known at step `t + 1` (it is then the last input id), so only one
-    step's distribution is held at a time.
-    """
-
-    def __init__(self) -> None:
-        self.previous: torch.Tensor | None = None
-        self.values: list[torch.Tensor] = []
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if self.previous is not None:
-            self.values.append(self.previous.gather(1, input_ids[:, -1:]).squeeze(1))
-        self.previous = torch.log_softmax(scores.float(), dim=-1)
-        return scores
-
-    def finish(self, last_tokens: torch.Tensor) -> torch.Tensor:
-        """`(batch, steps)` log-probs, given the tokens chosen at the last step."""
-        if self.previous is not None:
-            self.values.append(self.previous.gather(1, last_tokens[:, None]).squeeze(1))
-            self.previous = None
-        return torch.stack(self.values, dim=1).cpu()
-
-
-class _BanProcessor(LogitsProcessor):
-    """Applies each row's banned words (as token sequences) with transformers' bad-words processor."""
-
-    def __init__(self, rows: list[_Row], tokenize: Any, eos_token_ids: list[int]) -> None:
-        groups: dict[tuple[str, ...], list[int]] = {}
-        for b, r in enumerate(rows):
-            if r.request.banned_words:
-                groups.setdefault(r.request.banned_words, []).append(b)
-        self.parts: list[tuple[torch.Tensor, NoBadWordsLogitsProcessor]] = []
-        for words, idx in groups.items():
-            seqs = sorted({tuple(tokenize(w)) for w in words})
-            proc = NoBadWordsLogitsProcessor([list(s) for s in seqs], eos_token_id=eos_token_ids or None)
-            self.parts.append((torch.tensor(idx, dtype=torch.long), proc))
-        self.active = bool(self.parts)
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        for idx, proc in self.parts:
-            idx = idx.to(scores.device)
-            scores[idx] = proc(input_ids[idx], scores[idx])
-        return scores
-
-
-class _Sampler(LogitsProcessor):
-    """Last in the chain: temperature, top-p and one draw per sampled row, by inverse CDF.
-
-    Each sampled row draws one uniform number per step from its own CPU generator; the token is found on the
-    model's device (`searchsorted` in the cumulative distribution), so only one float per row crosses devices
-    and the same seed gives the same samples whatever else is in the batch. Returns scores that are `-inf`
-    everywhere but at the drawn token, so `generate`'s greedy step takes it; greedy rows pass through.
-    """
-
-    def __init__(self, rows: list[_Row]) -> None:
-        self.index = [b for b, r in enumerate(rows) if r.generator is not None]
-        self.generators = [rows[b].generator for b in self.index]
-        self.temperature = torch.tensor([rows[b].request.temperature for b in self.index])[:, None]
-        self.top_p = torch.tensor([rows[b].request.top_p for b in self.index])[:, None]
-        self.any_top_p = bool((self.top_p < 1.0).any())
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        device = scores.device
-        idx = torch.tensor(self.index, device=device)
-        probs = torch.softmax(scores[idx].float() / self.temperature.to(device), dim=-1)
-        if self.any_top_p:
-            probs, order = torch.sort(probs, dim=-1, descending=True)
-            before = torch.cumsum(probs, dim=-1) - probs  # mass of the strictly more likely tokens
-            probs = probs.masked_fill(before >= self.top_p.to(device), 0.0)  # the top token always stays
-        cdf = torch.cumsum(probs, dim=-1)
-        u = torch.cat([torch.rand(1, generator=g) for g in self.generators]).to(device)
-        # `right=True`: a token of zero probability (an empty CDF step) can never be drawn.
-        token = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True).clamp_(max=cdf.shape[-1] - 1)
-        if self.any_top_p:
-            token = order.gather(-1, token)
-        out = scores.clone()
-        out[idx] = float("-inf")
-        out[idx[:, None], token] = 0.0
-        return out
-
-
-class _RowStopper(StoppingCriteria):
-    """Per-row end of generation: max tokens, EOS, or a stop string in the row's new text.
-
-    Records each row's generated length when it first ends (`lengths`), so padding written after a row
-    finished is never read back.
-    """
-
-    def __init__(self, backend: TransformersBackend, rows: list[_Row], width: int) -> None:
-        self.backend = backend
-        self.rows = rows
-        self.width = width
-        self.eos = set(backend.eos_token_ids)
-        self.lengths: list[int] = [r.max_new for r in rows]
-        self.done = [False] * len(rows)
-        # A stop string of `c` characters is spread over at most `4c` byte-level tokens.
-        self.windows = [4 * max((len(s) for s in r.request.stop), default=0) + 4 for r in rows]
-
-    def __call__(
-        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any
-    ) -> torch.BoolTensor:
-        steps = input_ids.shape[1] - self.width
-        last = input_ids[:, -1].tolist()
-        for b, r in enumerate(self.rows):
-            if self.done[b]:
-                continue
-            req = r.request
-            end = steps >= r.max_new or last[b] in self.eos
-            if not end and req.stop:
-                tail = input_ids[b, max(self.width, input_ids.shape[1] - self.windows[b]) :].tolist()
-                text = self.backend.decode(tail, skip_special_tokens=True)
-                end = any(s and s in text for s in req.stop)
-            if end:
-                self.done[b] = True
-                self.lengths[b] = min(steps, r.max_new)
-        return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from retrosearch.backends.base import Completion, FinishReason, GenerationRequest, apply_stop, chat_prompt
+from retrosearch.types import LOGPROBS_MODES, LogprobsMode
 
 
 class ServerError(Exception):
@@ -37,8 +38,13 @@ class OpenAIBackend:
     `max_retries` times with exponential backoff; after that, or at once for other 4xx answers (a bad request
     will not get better), the request's completions are `Completion(finish_reason="error", error=...)`.
 
-    Log-probabilities (when requested) are those the server returns for the sampled tokens; vLLM returns them
-    before temperature/top-p are applied unless it was started with `--logprobs-mode processed_logprobs`.
+    Log-probabilities (when requested) are those the server returns for the sampled tokens (`logprobs: 0`); the
+    completions API has no way to ask for a kind. `vllm serve` computes them engine-wide: the model's raw
+    log-softmax by default (`--logprobs-mode raw_logprobs`), the sampled distribution's (after bans, temperature
+    and top-p) when started with `--logprobs-mode processed_logprobs`, which is what TRL's importance-sampling
+    correction expects. Declare the server's mode with `logprobs_mode=` and a request asking for the other one
+    gets an error completion instead of silently mislabelled numbers; undeclared (`None`), the server's values
+    are returned as they come. Requests with images are refused (the completions endpoint takes text or ids).
 
     Args:
         base_url: The server's address, e.g. `http://127.0.0.1:8000` (a trailing `/v1` is accepted).
@@ -51,6 +57,7 @@ class OpenAIBackend:
         concurrency: Most requests in flight at once.
         backoff_s: Wait before the first retry, in seconds; doubled for each next one (capped at 30 s).
         extra_body: More fields merged into every completions body (e.g. `{"top_k": 20}`).
+        logprobs_mode: What the server's log-probs are (`"processed"` or `"raw"`), when known; `None`: unknown.
     """
 
     name = "openai"
@@ -67,7 +74,10 @@ class OpenAIBackend:
         concurrency: int = 32,
         backoff_s: float = 0.5,
         extra_body: dict[str, Any] | None = None,
+        logprobs_mode: LogprobsMode | None = None,
     ) -> None:
+        if logprobs_mode is not None and logprobs_mode not in LOGPROBS_MODES:
+            raise ValueError(f"logprobs_mode must be None or one of {LOGPROBS_MODES}, got {logprobs_mode!r}")
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ValueError(
                 f"base_url must be an http(s) URL such as 'http://127.0.0.1:8000', got {base_url!r}"
@@ -89,6 +99,8 @@ class OpenAIBackend:
         self.concurrency = concurrency
         self.backoff_s = backoff_s
         self.extra_body = dict(extra_body or {})
+        #: What the server's log-probs are, as declared (`None`: not declared).
+        self.logprobs_mode = logprobs_mode
         self._tokenizer_spec = tokenizer
         self._tokenizer: Any = None
         self._lock = threading.Lock()
@@ -177,6 +189,11 @@ class OpenAIBackend:
         return body
 
     def _one(self, req: GenerationRequest) -> list[Completion]:
+        refused = self._refusal(req)
+        if refused is not None:
+            with self._lock:
+                self.stats["errors"] += 1
+            return [Completion(text="", finish_reason="error", error=refused) for _ in range(req.n)]
         try:
             answer = self._post_with_retries("/v1/completions", self._body(req))
             return self._parse(req, answer)
@@ -185,6 +202,17 @@ class OpenAIBackend:
             with self._lock:
                 self.stats["errors"] += 1
             return [Completion(text="", finish_reason="error", error=message) for _ in range(req.n)]
+
+    def _refusal(self, req: GenerationRequest) -> str | None:
+        """Why this backend cannot serve `req` as asked, without asking the server."""
+        if req.images:
+            return f"the request has {len(req.images)} image(s): the completions endpoint takes no images"
+        if req.logprobs and self.logprobs_mode is not None and req.logprobs_mode != self.logprobs_mode:
+            return (
+                f"the request asks for logprobs_mode={req.logprobs_mode!r}, but the server computes "
+                f"{self.logprobs_mode!r} log-probs (vllm serve: --logprobs-mode {req.logprobs_mode}_logprobs)"
+            )
+        return None
 
     def _parse(self, req: GenerationRequest, answer: dict[str, Any]) -> list[Completion]:
         choices = answer.get("choices")

