@@ -14,6 +14,10 @@ _LAZY = {"TransformersBackend": "transformers", "VLLMBackend": "vllm", "OpenAIBa
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return backend_class(_LAZY[name])
+    if name == "LiveTransformersBackend":  # on-policy generation with a trainer's own model (imports torch)
+        from retrosearch.backends.live import LiveTransformersBackend
+
+        return LiveTransformersBackend
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -22,6 +26,7 @@ __all__ = [
     "Backend",
     "Completion",
     "GenerationRequest",
+    "LiveTransformersBackend",
     "OpenAIBackend",
     "ScriptContext",
     "ScriptedBackend",
