@@ -65,7 +65,7 @@ def sample_traces(
         "toy-" + split, [EvalProblem(p.expression, p.question, str(p.answer)) for p in problems]
     )
     ecfg = EvalConfig(
-        k=cfg.samples,
+        n=cfg.samples,
         temperature=cfg.temperature,
         max_tokens=cfg.max_tokens,
         seed=cfg.seed,
@@ -93,9 +93,9 @@ def revise_rows(rows: list[dict], backend: Any, cfg: DemoConfig, out: Path, name
     from retrosearch.retro import RetroSearchConfig, revise
 
     config = RetroSearchConfig(
-        n_rollouts=cfg.n_rollouts,
+        n=cfg.n_rollouts,
         temperature=cfg.rollout_temperature,
-        max_new_tokens=cfg.max_tokens,
+        max_tokens=cfg.max_tokens,
         seed=cfg.seed,
     )
     correct = [r for r in rows if r["correct"]]
@@ -179,7 +179,7 @@ def self_improvement(cfg: DemoConfig, out: Path, rows: list[dict]) -> dict[str, 
         summary = distill(dcfg)
         backend = _backend(cfg.backend, str(out / f"student-{name}"))
         ecfg = EvalConfig(
-            k=cfg.eval_k,
+            n=cfg.eval_k,
             temperature=cfg.temperature,
             max_tokens=cfg.max_tokens,
             seed=cfg.seed,
@@ -204,7 +204,16 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"config": to_dict(cfg)}
-    _say(f"[1/3] sampling {cfg.samples} traces for each of {cfg.problems} toy problems with {cfg.model} ...")
+    # Number the steps this run really takes: `[k/n]` counts only those.
+    steps = 2 + int(cfg.weak_to_strong) + int(cfg.full)
+    done = 0
+
+    def step(msg: str) -> None:
+        nonlocal done
+        done += 1
+        _say(f"[{done}/{steps}] {msg}")
+
+    step(f"sampling {cfg.samples} traces for each of {cfg.problems} toy problems with {cfg.model} ...")
     backend = _backend(cfg.backend, cfg.model)
     rows, sampled = sample_traces(backend, cfg)
     with open(out / "traces.jsonl", "w", encoding="utf-8") as f:
@@ -215,19 +224,15 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         "accuracy": sampled["accuracy"],
         "mean_thinking_tokens": sampled["mean_thinking_tokens"],
     }
-    _say(
-        f"[2/3] revising the {sum(r['correct'] for r in rows)} correct traces with Retro-Search (self-revision)"
-    )
+    step(f"revising the {sum(r['correct'] for r in rows)} correct traces with Retro-Search (self-revision)")
     report["self_revision"] = revise_rows(rows, backend, cfg, out, "revisions")
     if cfg.weak_to_strong:
-        _say(f"[+] weak-to-strong: {cfg.weak_model} revises {cfg.model}'s traces")
+        step(f"weak-to-strong: {cfg.weak_model} revises {cfg.model}'s traces")
         report["weak_to_strong"] = revise_rows(
             rows, _backend(cfg.backend, cfg.weak_model), cfg, out, "revisions-weak"
         )
     if cfg.full:
-        _say(
-            "[3/3] self-improvement: SFT on original vs revised traces, then evaluation on held-out problems"
-        )
+        step("self-improvement: SFT on original vs revised traces, then evaluation on held-out problems")
         report["students"] = self_improvement(cfg, out, rows)
     (out / "summary.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
     print(format_report(report))

@@ -15,7 +15,7 @@ import pytest
 
 import retrosearch
 from retrosearch.cli import main
-from retrosearch.data.journal import Journal, read_journal
+from retrosearch.data.journal import Journal, is_header, read_journal
 from retrosearch.retro.batch import export_journal
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +30,7 @@ EXAMPLE_ROWS = [json.loads(line) for line in TRACES.read_text().splitlines()]
 EXPECTED_STATUS = {
     "traces.jsonl:1": "revised",  # over-thinking: two re-checks after the answer
     "traces.jsonl:2": "revised",  # under-thinking: abandoned a line one step from the answer
-    "traces.jsonl:3": "revised",  # OpenThoughts conversations row, over-thinking
+    "traces.jsonl:3": "revised",  # OpenThoughts conversations row (with a gold answer), over-thinking
     "traces.jsonl:4": "revised",  # OpenThoughts metadata row, over-thinking
     "traces.jsonl:5": "skipped",  # wrong answer
     "traces.jsonl:6": "unchanged",  # the only rollout is longer than the remainder
@@ -54,7 +54,14 @@ def revise(tmp_path: Path, *extra: str, input: Path | str = TRACES, output: str 
         *extra,
     ]
     assert main(argv) == 0
-    return [json.loads(line) for line in out.read_text().splitlines()]
+    return records(out)
+
+
+def records(journal: Path) -> list[dict]:
+    """The row records of a journal, in file order (its first line is the header)."""
+    lines = journal.read_text().splitlines()
+    assert is_header(json.loads(lines[0]))
+    return [json.loads(line) for line in lines[1:]]
 
 
 def by_id(records: list[dict]) -> dict[str, dict]:
@@ -102,7 +109,7 @@ def test_formats_are_preserved(tmp_path):
         k: v for k, v in flat_in.items() if k != "response"
     }
     ot = rows["traces.jsonl:3"]["row"]
-    assert list(ot) == ["system", "conversations"] and ot["system"] == ot_in["system"]
+    assert list(ot) == ["system", "conversations", "gold"] and ot["system"] == ot_in["system"]
     assert ot["conversations"][0] == ot_in["conversations"][0]
     assert ot["conversations"][1] == {
         "from": "assistant",
@@ -195,7 +202,7 @@ def test_killed_run_resumes_and_every_row_appears_once(tmp_path):
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
-            if out.exists() and out.read_bytes().count(b"\n") >= 6:
+            if out.exists() and out.read_bytes().count(b"\n") >= 7:  # the header and 6 rows
                 break
             time.sleep(0.01)
         assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()}"
@@ -206,14 +213,15 @@ def test_killed_run_resumes_and_every_row_appears_once(tmp_path):
             proc.kill()
     before = out.read_bytes()
     finished = before[: before.rfind(b"\n") + 1].decode().splitlines()
-    assert 6 <= len(finished) < 40
+    assert 7 <= len(finished) <= 40
 
     assert subprocess.run(cmd, env=env, capture_output=True, timeout=120).returncode == 0
-    after = out.read_text().splitlines()
+    lines = out.read_text().splitlines()
+    # The header and the finished rows were kept byte for byte and not redone.
+    assert lines[: len(finished)] == finished
+    after = lines[1:]
     ids = Counter(json.loads(line)["row_id"] for line in after)
     assert ids == Counter(f"many.jsonl:{k}" for k in range(1, 41))
-    # Finished rows were kept byte for byte and not redone.
-    assert after[: len(finished)] == finished
     # The statuses are those of an uninterrupted run.
     straight = revise(tmp_path, input=src, output="straight.jsonl")
     assert {r["row_id"]: r["status"] for r in map(json.loads, after)} == {
@@ -313,6 +321,10 @@ def test_hub_name_reads_the_requested_config_and_split(tmp_path, monkeypatch):
     # No network here: stand in for the hub with a local dataset of OpenThoughts `metadata` rows.
     import datasets
 
+    from retrosearch.data import io
+
+    monkeypatch.setattr(io, "locate_dataset", lambda name: None)
+
     calls = []
 
     def fake_load_dataset(path, name=None, split=None, **kw):
@@ -344,7 +356,7 @@ def test_export_round_trips_in_input_order(tmp_path, capsys):
     assert got == expected
     assert expected[5] == EXAMPLE_ROWS[5]  # an unchanged row, as it came
     # The export is itself a valid input: its revised rows have nothing left to cut.
-    again = revise(tmp_path, "--require-gold", input=out, output="again.jsonl")
+    again = revise(tmp_path, input=out, output="again.jsonl")
     assert Counter(r["status"] for r in again)["revised"] == 0
     assert export_journal(tmp_path / "out.jsonl", include_errors=False).num_rows == 7
 

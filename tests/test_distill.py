@@ -196,6 +196,13 @@ def test_journal_rows_revised_and_unchanged_are_used(tmp_path: Path) -> None:
     )
     assert len(everything) == 6
     assert stats["skipped"] == {"incomplete (thinking not closed or no solution)": 1}
+    # A journal among other files of a folder: its header is no row, its records give their rows.
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "journal.jsonl").write_bytes(journal.read_bytes())
+    in_folder, stats = load_examples(DistillConfig(train_files=(str(folder),)))
+    assert stats == {"rows": 7, "examples": 5, "skipped": {"journal status skipped": 2}}
+    assert sorted(e["prompt"][-1]["content"] for e in in_folder) == sorted(by_question)
 
 
 def test_only_correct_and_incomplete_filters(tmp_path: Path) -> None:
@@ -279,6 +286,21 @@ def test_validate_requires_model_and_existing_files(tmp_path: Path, traces_file:
     assert DistillConfig().completion_template == DEFAULT_COMPLETION_TEMPLATE
 
 
+def test_a_missing_student_fails_at_once(tmp_path: Path, traces_file: Path, monkeypatch) -> None:
+    import time
+
+    from retrosearch.distill import build_trainer
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for name, message in (("./no/such/model", "does not exist"), ("no-such-model", "hub")):
+        t0 = time.perf_counter()
+        with pytest.raises(ValueError, match=rf"DistillConfig\.model .*{message}"):
+            build_trainer(
+                DistillConfig(model=name, train_files=(str(traces_file),), output_dir=str(tmp_path))
+            )
+        assert time.perf_counter() - t0 < 5
+
+
 def test_yaml_config_and_flags(tmp_path: Path, traces_file: Path) -> None:
     from retrosearch.config import load_yaml
 
@@ -292,6 +314,13 @@ def test_yaml_config_and_flags(tmp_path: Path, traces_file: Path) -> None:
     y.write_text("model: m\nlern_rate: 1\n")
     with pytest.raises(ValueError, match="lern_rate"):
         load_yaml(DistillConfig, y)
+    # A value of the wrong type names the field and the type, before any check trips over it.
+    y.write_text("model: m\nlearning_rate: fast\n")
+    with pytest.raises(ValueError, match=r"DistillConfig\.learning_rate must be a number, got 'fast'"):
+        load_yaml(DistillConfig, y)
+    # One file given as a string stands for a list of one.
+    y.write_text(f"model: m\ntrain_files: {traces_file}\n")
+    assert load_yaml(DistillConfig, y).train_files == (str(traces_file),)
 
 
 # --------------------------------------------------------------------------- training

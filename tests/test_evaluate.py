@@ -1,4 +1,4 @@
-"""`retrosearch.evaluate`: pass@1 over k samples, thinking length, the benchmark loaders, JSON, the CLI."""
+"""`retrosearch.evaluate`: pass@1 over n samples, thinking length, the benchmark loaders, JSON, the CLI."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def test_json_output_and_table(tmp_path: Path) -> None:
     res = evaluate(ScriptedBackend(three_of_four), [BENCH], EvalConfig(k=2, save_samples=False), output=out)
     data = json.loads(out.read_text())
     assert data["benchmarks"]["four"]["accuracy"] == 0.75
-    assert data["config"]["k"] == 2 and data["backend"] == "scripted"
+    assert data["config"]["n"] == 2 and data["backend"] == "scripted"
     assert len(data["problems"]["four"]) == 4
     assert "text" not in data["problems"]["four"][0]["samples"][0]
     table = format_table(res)
@@ -134,7 +134,7 @@ def test_chat_template_and_think_tag_make_the_prompt() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("k", 0), ("max_tokens", 0), ("temperature", -0.1), ("top_p", 0), ("limit", 0), ("verifier", "nope"),
+    [("n", 0), ("max_tokens", 0), ("temperature", -0.1), ("top_p", 0), ("limit", 0), ("verifier", "nope"),
      ("question_template", "no placeholder")],
 )  # fmt: skip
 def test_bad_config_values_are_rejected_naming_the_field(field: str, value: object) -> None:
@@ -229,7 +229,38 @@ def test_cli_evaluate_scripted(tmp_path: Path, capsys) -> None:
     assert data["model"] == str(model) and data["config"]["limit"] == 4
     with pytest.raises(SystemExit):
         main(["evaluate", "--backend", "scripted", "--model", str(model), "--benchmark", "toy", "--k", "0"])
-    assert "EvalConfig.k must be" in capsys.readouterr().err
+    assert "EvalConfig.n must be" in capsys.readouterr().err
+
+
+def test_vllm_names_with_the_old_spelling_accepted(tmp_path: Path) -> None:
+    from retrosearch.cli.evaluate import add_parser, config_from_args
+
+    assert EvalConfig(k=3) == EvalConfig(n=3) and EvalConfig(n=3).k == 3
+    import argparse
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    p = add_parser(sub)
+    base = ["--backend", "scripted", "--model", "m.json", "--benchmark", "toy"]
+    assert config_from_args(p.parse_args(base + ["--k", "5"])).n == 5
+    assert config_from_args(p.parse_args(base + ["--n", "6", "--max-tokens", "7"])) == EvalConfig(
+        n=6, max_tokens=7
+    )
+    y = tmp_path / "e.yaml"
+    y.write_text("k: 2\nmax_tokens: 9\n")
+    assert config_from_args(p.parse_args(base + ["--config", str(y)])) == EvalConfig(n=2, max_tokens=9)
+
+
+def test_seeds_come_from_the_shared_derivation() -> None:
+    from retrosearch.config import derive_seed
+
+    seen = []
+
+    def record(prompt: str, ctx: ScriptContext) -> str:
+        seen.append(ctx.request.seed)
+        return _answer(_problem_index(prompt))
+
+    evaluate(ScriptedBackend(record), [BENCH], EvalConfig(n=1, seed=7, limit=2))
+    assert seen == [derive_seed(7, "four", "p0"), derive_seed(7, "four", "p1")]
 
 
 @pytest.mark.slow

@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the `retrosearch` command line; returns the exit status (2 for a bad command line)."""
+    """Run the `retrosearch` command line; returns the exit status (2 for a bad command line, 1 for an error,
+    130 for Ctrl-C)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -46,3 +47,6 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, ImportError) as e:  # e.g. a model that cannot be loaded
         print(f"retrosearch {args.command}: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"retrosearch {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -11,9 +11,9 @@ from retrosearch.evaluate import EvalConfig, evaluate, format_table, load_benchm
 
 _EPILOG = """\
 examples:
-  retrosearch evaluate --backend transformers --model toy-base --benchmark toy --k 4 --output runs/eval_toy.json
+  retrosearch evaluate --backend transformers --model toy-base --benchmark toy --n 4 --output runs/eval_toy.json
   retrosearch evaluate --backend vllm --model deepseek-ai/DeepSeek-R1-Distill-Qwen-7B --benchmark math500 \\
-      --benchmark aime24 --k 4 --max-tokens 32768 --output runs/eval.json
+      --benchmark aime24 --n 4 --max-tokens 32768 --output runs/eval.json
   retrosearch evaluate --backend openai --base-url http://127.0.0.1:8000 --model r1 --benchmark my_set.jsonl
 
 Benchmarks: math500, aime24, aime25, amc23, gsm8k, olympiadbench, gaokao2023en (read from --data-dir/math/),
@@ -25,8 +25,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the `evaluate` subcommand to `subparsers` (an `argparse` sub-parsers object)."""
     p = subparsers.add_parser(
         "evaluate",
-        help="Accuracy (pass@1 over k samples) and mean thinking tokens per benchmark, for any backend.",
-        description="Sample k answers per problem, grade them against the gold answers, and report accuracy "
+        help="Accuracy (pass@1 over n samples) and mean thinking tokens per benchmark, for any backend.",
+        description="Sample n answers per problem, grade them against the gold answers, and report accuracy "
         "and thinking length per benchmark: a table on the terminal, everything in --output (JSON).",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -59,9 +59,10 @@ def run_cli(args: argparse.Namespace) -> int:
     """`retrosearch evaluate`: sample, grade, print the table, write the JSON."""
     try:
         cfg = config_from_args(args)
+        spec = BackendSpec.from_args(args, seed=cfg.seed)
+        spec.validate()
     except (ValueError, TypeError) as e:
         args._parser.error(str(e))
-    spec = BackendSpec.from_args(args)
     # Load the benchmarks before the model: a typo should not cost a model load.
     benches = [
         load_benchmark(

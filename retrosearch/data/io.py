@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-import copy
+import hashlib
 import json
+import os
+import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from retrosearch.text import last_boxed, split_think
-from retrosearch.trace import Trace, TraceFormatError
+from retrosearch.trace import Trace
 
 __all__ = [
     "BadRow",
     "RowAdapter",
+    "check_source",
     "count_rows",
     "get_adapter",
+    "input_identity",
+    "locate_dataset",
     "read_rows",
+    "row_key",
 ]
 
 _FILE_SUFFIXES = (".jsonl", ".parquet")
@@ -36,7 +41,91 @@ class BadRow:
     raw: str = ""
 
 
+def row_key(row: Any) -> str:
+    """A row's content key: 16 hex digits of the SHA-256 of its canonical JSON (key order does not matter).
+
+    The same row has the same key in any file, at any line; a `BadRow` is keyed by its raw text.
+    """
+    if isinstance(row, BadRow):
+        text = "bad:" + row.raw
+    else:
+        text = json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
 # --------------------------------------------------------------------------- sources
+def _looks_like_path(text: str) -> bool:
+    return Path(text).suffix in _FILE_SUFFIXES or text.startswith((".", "/", "~"))
+
+
+def locate_dataset(name: str, *, timeout_s: float = 10.0) -> None:
+    """Ask the hub once (no retries) whether dataset `name` exists, unless its cache has it.
+
+    Raises:
+        FileNotFoundError: the cache does not have `name` and the hub does not know it, is offline
+            (`HF_HUB_OFFLINE`) or cannot be reached (loading it would retry for half a minute before failing).
+    """
+    offline = any(
+        (os.environ.get(v) or "").strip().lower() in ("1", "true", "yes", "on")
+        for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    )
+    try:
+        from huggingface_hub import constants, dataset_info
+        from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+    except ImportError:  # pragma: no cover - datasets depends on huggingface_hub
+        return
+    if (Path(constants.HF_HUB_CACHE) / ("datasets--" + name.replace("/", "--"))).is_dir():
+        return
+    if offline:
+        raise FileNotFoundError(
+            f"input {name!r} is not a local file or folder, nor in the hub cache (the hub is offline here)"
+        )
+    try:
+        dataset_info(name, timeout=timeout_s)
+    except RepositoryNotFoundError as e:
+        raise FileNotFoundError(
+            f"input {name!r} is not a local file or folder, nor a dataset on the hub"
+        ) from e
+    except HfHubHTTPError:  # gated, rate-limited, a server error: the loader may still succeed
+        return
+    except Exception as e:  # DNS failures, refused connections, timeouts
+        reason = (str(e).splitlines() or [type(e).__name__])[0]
+        raise FileNotFoundError(
+            f"input {name!r} is not a local file or folder, and the hub cannot be reached to fetch it ({reason})"
+        ) from e
+
+
+def check_source(source: str | Path) -> None:
+    """Fail at once, in one line, on an input that `read_rows` cannot read: a missing path, a special file
+    (`/dev/zero`, a pipe), or a hub name the hub does not have (asked once, without retries).
+
+    Raises:
+        FileNotFoundError: the input is nowhere to be found.
+        ValueError: the input is a device, pipe or socket.
+    """
+    path = Path(source)
+    if path.exists():
+        mode = path.stat().st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise ValueError(f"input {source}: not a regular file or a folder (a device, pipe or socket)")
+        return
+    text = str(source)
+    if isinstance(source, Path) or _looks_like_path(text):
+        raise FileNotFoundError(f"input {text!r}: no such file or folder")
+    locate_dataset(text)
+
+
+def input_identity(source: str | Path, *, split: str = "train", name: str | None = None) -> dict[str, Any]:
+    """What names an input in a journal's fingerprint: its absolute path, or the hub name, config and split."""
+    path = Path(source)
+    if path.exists():
+        out: dict[str, Any] = {"path": str(path.resolve())}
+        if path.is_dir() and (path / "dataset_dict.json").is_file():
+            out["split"] = split
+        return out
+    return {"dataset": str(source), "config": name, "split": split}
+
+
 def _is_saved_dataset(folder: Path) -> bool:
     """A folder written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk`."""
     return (folder / "dataset_dict.json").is_file() or (
@@ -117,8 +206,8 @@ def read_rows(
 ) -> Iterator[tuple[str, Any]]:
     """Yield `(row_id, row)` for every input row, in a fixed order.
 
-    Row ids are stable across runs over the same input, so that a journal can tell which rows are done:
-    `"traces.jsonl:12"` (file name and 1-based line number), `"part-0.parquet:7"` (0-based row), the path
+    Row ids say where a row is, for people and messages (a journal tells rows apart by `row_key`, their
+    content): `"traces.jsonl:12"` (file name and 1-based line number), `"part-0.parquet:7"` (0-based row), the path
     relative to the folder for a folder of files, `"train:41"` for a `datasets` split (hub or saved with
     `DatasetDict.save_to_disk`) and `"row:41"` for a saved `Dataset`.
 
@@ -136,13 +225,15 @@ def read_rows(
         be decoded (the caller records an error for it and goes on).
 
     Raises:
-        FileNotFoundError: a folder without data files, or a path-like source that does not exist.
-        ValueError: an unsupported file type or `limit < 0`.
+        FileNotFoundError: a folder without data files, a path-like source that does not exist, or a hub name
+            the hub does not have (see `check_source`).
+        ValueError: an unsupported file type, a special file or `limit < 0`.
     """
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
     if limit == 0:
         return
+    check_source(source)
     path = Path(source)
     if path.is_file():
         rows = _read_file(path, path.name)
@@ -153,10 +244,7 @@ def read_rows(
         else:
             rows = (item for f in _data_files(path) for item in _read_file(f, f.relative_to(path).as_posix()))
     else:
-        text = str(source)
-        if path.suffix in _FILE_SUFFIXES or text.startswith((".", "/", "~")):
-            raise FileNotFoundError(f"input {text!r} does not exist")
-        ds, prefix = _load_dataset(text, split=split, name=name, from_disk=False)
+        ds, prefix = _load_dataset(str(source), split=split, name=name, from_disk=False)
         rows = ((f"{prefix}:{i}", row) for i, row in enumerate(ds))
     for k, item in enumerate(rows):
         if limit is not None and k >= limit:
@@ -208,35 +296,11 @@ class OpenThoughtsMetadataAdapter(RowAdapter):
     """OpenThoughts-114k's `metadata` configuration: `problem`, `deepseek_reasoning`, `deepseek_solution`, and
     `ground_truth_solution` (whose last `\\boxed{}` is the gold answer; none for e.g. code problems).
 
-    The reasoning and the solution are joined into an R1-style response (`<think>\\n…\\n</think>\\n\\n…`); the
-    revised row is the input row with `deepseek_reasoning` and `deepseek_solution` replaced and every other field
-    (domain, source, test cases, …) as it came.
+    `Trace.parse` reads these rows and `Trace.to_row` writes them back (the reasoning and solution replaced,
+    every other field as it came), so this adapter only names the layout.
     """
 
     name = "openthoughts-metadata"
-    fields = ("problem", "deepseek_reasoning", "deepseek_solution")
-
-    def to_trace_input(self, row: Any) -> Any:
-        for f in self.fields:
-            if not isinstance(row.get(f), str):
-                got = "missing" if f not in row else type(row[f]).__name__
-                raise TraceFormatError(
-                    f"field {f!r}: expected a string (OpenThoughts metadata row), got {got}"
-                )
-        gt = row.get("ground_truth_solution")
-        if gt is not None and not isinstance(gt, str):
-            raise TraceFormatError(
-                f"field 'ground_truth_solution': expected a string or null, got {type(gt).__name__}"
-            )
-        reasoning = split_think(row["deepseek_reasoning"].strip())[0].strip()
-        response = f"<think>\n{reasoning}\n</think>\n\n{row['deepseek_solution'].strip()}"
-        return Trace.parse(response, question=row["problem"], gold=last_boxed(gt) if gt else None)
-
-    def to_row(self, row: Any, revised: Trace) -> Any:
-        out = copy.deepcopy(dict(row))
-        out["deepseek_reasoning"] = revised.thinking
-        out["deepseek_solution"] = revised.solution or ""
-        return out
 
 
 _DEFAULT = RowAdapter()

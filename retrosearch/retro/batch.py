@@ -1,34 +1,46 @@
-"""Resumable batch revision: rows in, one JSONL journal line per row out, as rows finish; optional Ray shards."""
+"""Resumable batch revision: rows in, one journal line per row out as rows finish; optional Ray shards."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from retrosearch.backends.base import Backend
 from retrosearch.backends.spec import BackendSpec
-from retrosearch.data.io import BadRow, RowAdapter, count_rows, get_adapter, read_rows
-from retrosearch.data.journal import Journal, read_journal
+from retrosearch.config import to_dict
+from retrosearch.data.export import export_journal
+from retrosearch.data.io import (
+    BadRow,
+    RowAdapter,
+    check_source,
+    count_rows,
+    get_adapter,
+    input_identity,
+    read_rows,
+    row_key,
+)
+from retrosearch.data.journal import Journal
 from retrosearch.engine import Engine
-from retrosearch.retro.search import RetroSearchConfig, RevisionResult, revise_iter
+from retrosearch.retro import RetroSearchConfig, RevisionResult, revise_iter
+from retrosearch.retro.batch_summary import BatchSummary
 
-__all__ = ["BatchSummary", "export_journal", "process_rows", "run_batch"]
+__all__ = ["BatchSummary", "batch_fingerprint", "export_journal", "process_rows", "run_batch"]
 
-#: One input row on its way through the batch: (position in the input, stable row id, the row).
-RowItem = tuple[int, str, Any]
+#: One input row on its way through the batch: (position in the input, where it is (`file:line`), its content
+#: key, the row). The content key (`row_key`, with `#k` for the k-th repeat of the same row) identifies it.
+RowItem = tuple[int, str, str, Any]
 
 
 # --------------------------------------------------------------------------- per-row processing
-def _error_record(seq: int, row_id: str, row: Any, reason: str) -> dict[str, Any]:
+def _error_record(seq: int, row_id: str, key: str, row: Any, reason: str) -> dict[str, Any]:
     if isinstance(row, BadRow):
         return {
             "row_id": row_id,
+            "row_key": key,
             "seq": seq,
             "status": "error",
             "reason": row.reason,
@@ -39,6 +51,7 @@ def _error_record(seq: int, row_id: str, row: Any, reason: str) -> dict[str, Any
         }
     return {
         "row_id": row_id,
+        "row_key": key,
         "seq": seq,
         "status": "error",
         "reason": f"row {row_id}: {reason}",
@@ -49,7 +62,7 @@ def _error_record(seq: int, row_id: str, row: Any, reason: str) -> dict[str, Any
 
 
 def _result_record(
-    seq: int, row_id: str, row: Any, adapter: RowAdapter, result: RevisionResult, save_trees: bool
+    seq: int, row_id: str, key: str, row: Any, adapter: RowAdapter, result: RevisionResult, save_trees: bool
 ) -> dict[str, Any]:
     rec = result.to_record(with_tree=save_trees)
     rec.pop("index", None)
@@ -58,7 +71,8 @@ def _result_record(
         # The search numbers rows by position; the journal speaks in row ids.
         prefix = f"row {seq}: "
         reason = result.reason[len(prefix) :] if result.reason.startswith(prefix) else result.reason
-        return {**_error_record(seq, row_id, row, reason), **({"tree": rec["tree"]} if "tree" in rec else {})}
+        tree = {"tree": rec["tree"]} if "tree" in rec else {}
+        return {**_error_record(seq, row_id, key, row, reason), **tree}
     out = row
     if result.status == "revised":
         assert result.revised is not None
@@ -66,10 +80,11 @@ def _result_record(
             out = adapter.to_row(row, result.revised)
         except Exception as e:  # noqa: BLE001 - one row that cannot be written back must not end the batch
             return _error_record(
-                seq, row_id, row, f"writing the revised row back failed: {type(e).__name__}: {e}"
+                seq, row_id, key, row, f"writing the revised row back failed: {type(e).__name__}: {e}"
             )
     return {
         "row_id": row_id,
+        "row_key": key,
         "seq": seq,
         **{k: v for k, v in rec.items() if k != "tree"},
         "row": out,
@@ -78,7 +93,7 @@ def _result_record(
 
 
 def process_rows(
-    items: Iterable[RowItem],
+    items: Iterable[RowItem | tuple[int, str, Any]],
     backend: Backend,
     config: RetroSearchConfig,
     *,
@@ -91,27 +106,29 @@ def process_rows(
     run or a Ray shard revises a row exactly as an uninterrupted local run would.
 
     Args:
-        items: `(seq, row_id, row)` triples; a row is a dict, a string, or a `BadRow`.
+        items: `(seq, row_id, row_key, row)` (or `(seq, row_id, row)`: the key is then `row_key(row)`); a row
+            is a dict, a string, or a `BadRow`.
         backend: The revision model.
         config: Search settings.
         save_trees: Put each row's search tree in its record (large).
         max_active: Rows searched at once (the engine batches their requests into one backend call per wave).
 
     Yields:
-        Records `{row_id, seq, status, reason, stats, revisions, row[, tree][, raw]}`; `row` is the revised
-        row in its input layout when `status == "revised"`, else the input row as it came (`None` for a line
-        that was not valid JSON, whose text is in `raw`).
+        Records `{row_id, row_key, seq, status, reason, stats, revisions, row[, tree][, raw]}`; `row` is the
+        revised row in its input layout when `status == "revised"`, else the input row as it came (`None` for
+        a line that was not valid JSON, whose text is in `raw`).
     """
-    rows: dict[int, tuple[str, Any, RowAdapter | None]] = {}
+    rows: dict[int, tuple[str, str, Any, RowAdapter | None]] = {}
 
     def inputs() -> Iterator[tuple[int, Any]]:
-        for seq, row_id, row in items:
+        for item in items:
+            seq, row_id, key, row = item if len(item) == 4 else (item[0], item[1], row_key(item[2]), item[2])
             if isinstance(row, BadRow):
-                rows[seq] = (row_id, row, None)
+                rows[seq] = (row_id, key, row, None)
                 yield seq, ValueError(row.reason)
                 continue
             adapter = get_adapter(row)
-            rows[seq] = (row_id, row, adapter)
+            rows[seq] = (row_id, key, row, adapter)
             try:
                 yield seq, adapter.to_trace_input(row)
             except Exception as e:  # noqa: BLE001 - reported as this row's error by revise_iter
@@ -119,96 +136,25 @@ def process_rows(
 
     engine = Engine(backend, max_active=max_active)
     for result in revise_iter(inputs(), backend, config, engine=engine, indexed=True):
-        row_id, row, adapter = rows.pop(result.index)
+        row_id, key, row, adapter = rows.pop(result.index)
         if adapter is None:
-            yield _error_record(result.index, row_id, row, row.reason)
+            yield _error_record(result.index, row_id, key, row, row.reason)
         else:
-            yield _result_record(result.index, row_id, row, adapter, result, save_trees)
-
-
-# --------------------------------------------------------------------------- summary
-@dataclass
-class BatchSummary:
-    """Totals over the journal after a run (rows of earlier runs included), and this run's own figures."""
-
-    rows: int = 0
-    revised: int = 0
-    unchanged: int = 0
-    skipped: int = 0
-    errors: int = 0
-    new_rows: int = 0
-    resumed_rows: int = 0
-    thinking_tokens_before: float = float("nan")
-    thinking_tokens_after: float = float("nan")
-    rollouts: int = 0
-    tokens_spent: int = 0
-    wall_s: float = 0.0
-    journal: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_records(cls, records: Iterable[dict[str, Any]], **kw: Any) -> BatchSummary:
-        s = cls(**kw)
-        before, after = [], []
-        for r in records:
-            s.rows += 1
-            status = r.get("status")
-            if status == "revised":
-                s.revised += 1
-            elif status == "unchanged":
-                s.unchanged += 1
-            elif status == "skipped":
-                s.skipped += 1
-            else:
-                s.errors += 1
-            st = r.get("stats") or {}
-            s.rollouts += int(st.get("rollouts") or 0)
-            s.tokens_spent += int(st.get("tokens_spent") or 0)
-            if status == "revised" and "thinking_tokens_before" in st:
-                before.append(st["thinking_tokens_before"])
-                after.append(st["thinking_tokens_after"])
-        if before:
-            s.thinking_tokens_before = sum(before) / len(before)
-            s.thinking_tokens_after = sum(after) / len(after)
-        return s
-
-    def table(self) -> str:
-        """A plain-text table for the terminal."""
-        if self.revised:
-            change = (
-                (self.thinking_tokens_after / self.thinking_tokens_before - 1) * 100
-                if self.thinking_tokens_before
-                else 0.0
-            )
-            tokens = f"{self.thinking_tokens_before:.1f} -> {self.thinking_tokens_after:.1f} ({change:+.1f}%)"
-        else:
-            tokens = "-"
-        lines = [
-            ("rows", f"{self.rows} ({self.new_rows} this run, {self.resumed_rows} from an earlier run)"),
-            ("revised", str(self.revised)),
-            ("unchanged", str(self.unchanged)),
-            ("skipped", str(self.skipped)),
-            ("errors", str(self.errors)),
-            ("thinking tokens, revised rows (mean)", tokens),
-            ("rollouts", str(self.rollouts)),
-            ("tokens spent", str(self.tokens_spent)),
-            ("wall time (this run)", f"{self.wall_s:.1f} s"),
-            ("journal", self.journal),
-        ]
-        width = max(len(k) for k, _ in lines)
-        return "\n".join(f"{k:<{width}}  {v}" for k, v in lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+            yield _result_record(result.index, row_id, key, row, adapter, result, save_trees)
 
 
 # --------------------------------------------------------------------------- the job
-def _todo(rows: Iterable[tuple[str, Any]], done: set[str], on_skip: Any) -> Iterator[RowItem]:
+def _todo(rows: Iterable[tuple[str, Any]], done: set[str], on_skip: Callable[[], None]) -> Iterator[RowItem]:
+    """The rows not yet in the journal, each with its content key (`#k` marks the k-th repeat of a row)."""
+    seen: dict[str, int] = {}
     for seq, (row_id, row) in enumerate(rows):
-        if row_id in done:
+        base = row_key(row)
+        seen[base] = seen.get(base, 0) + 1
+        key = base if seen[base] == 1 else f"{base}#{seen[base]}"
+        if key in done:
             on_skip()
             continue
-        yield seq, row_id, row
+        yield seq, row_id, key, row
 
 
 def _shards(items: Iterable[RowItem], size: int) -> Iterator[list[RowItem]]:
@@ -299,6 +245,28 @@ def _ray_records(
             ray.shutdown()
 
 
+def batch_fingerprint(
+    source: str | Path,
+    backend: Backend | BackendSpec,
+    config: RetroSearchConfig,
+    *,
+    split: str = "train",
+    name: str | None = None,
+    trace_model: str | None = None,
+) -> dict[str, Any]:
+    """What a journal's rows depend on: the search settings, the models and the input (not `limit`, speed
+    settings or where the output goes). A resumed run must have the same."""
+    if isinstance(backend, BackendSpec):
+        reviser = backend.identity()
+    else:
+        reviser = {"backend": str(getattr(backend, "name", type(backend).__name__))}
+    return {
+        "config": to_dict(config),
+        "models": {"revision": reviser, "traces": trace_model},
+        "input": input_identity(source, split=split, name=name),
+    }
+
+
 def run_batch(
     source: str | Path,
     journal: str | Path,
@@ -311,18 +279,23 @@ def run_batch(
     save_trees: bool = False,
     max_active: int = 256,
     overwrite: bool = False,
+    trace_model: str | None = None,
     ray: bool = False,
     ray_actors: int = 2,
     ray_shard_size: int = 16,
     ray_num_cpus: int | None = None,
     progress: bool = True,
+    log: Callable[[str], None] | None = None,
 ) -> BatchSummary:
     """Revise every row of `source` into the JSONL `journal`, resuming where an earlier run stopped.
 
-    Every input row gets exactly one journal line, written (and fsynced) as soon as the row is done: revised,
-    unchanged, skipped (e.g. a wrong original answer) or error (e.g. invalid JSON, a missing response field).
-    Rows whose id is already in the journal are not redone; a torn last line (a run killed mid-write) is cut off
-    and its row redone.
+    The journal starts with a header holding the run's fingerprint (`batch_fingerprint`); every input row then
+    gets exactly one line, written (and fsynced) as soon as the row is done: revised, unchanged, skipped (e.g.
+    a wrong original answer) or error (e.g. invalid JSON, a missing response field). Rows are told apart by
+    their content (`row_key`), so a rerun skips the rows already there even when the input gained or lost
+    lines. A rerun with other settings, models or input is refused (`JournalError`, a `ValueError`), as is an
+    output file that is not a journal; a last line cut off mid-write is reported through `log`, cut off and its
+    row redone. Nothing is written before the backend is ready, so a failed start leaves no file behind.
 
     Args:
         source: Input for `io.read_rows` (jsonl, parquet, folder, saved dataset or hub name).
@@ -334,23 +307,36 @@ def run_batch(
         limit: Only the first `limit` input rows.
         save_trees: Store each row's search tree in the journal.
         max_active: Rows searched at once per engine.
-        overwrite: Discard an existing journal instead of resuming it.
+        overwrite: Start the journal anew instead of resuming it (a file that is not a journal is never
+            overwritten).
+        trace_model: The model that wrote the input traces, when not the reviser (weak-to-strong); recorded in
+            the fingerprint.
         ray: Spread shards of rows over Ray actors.
         ray_actors: Number of actors.
         ray_shard_size: Rows per shard (the journal is written per finished shard).
         ray_num_cpus: CPUs of the local Ray instance started here (default: one per actor).
         progress: Show a tqdm progress bar on stderr.
+        log: Where notes about the journal go (default: stderr).
 
     Returns:
         The summary over the whole journal.
     """
     from tqdm.auto import tqdm
 
+    say = log or (lambda msg: print(f"retrosearch: {msg}", file=sys.stderr, flush=True))
     cfg = config or RetroSearchConfig()
     if ray and not isinstance(backend, BackendSpec):
         raise TypeError("run_batch(ray=True) needs a BackendSpec: each Ray actor builds its own backend")
     t0 = time.perf_counter()
-    with Journal(journal, overwrite=overwrite) as jr:
+    check_source(source)
+    fingerprint = batch_fingerprint(source, backend, cfg, split=split, name=name, trace_model=trace_model)
+    with Journal(journal, fingerprint, overwrite=overwrite) as jr:
+        for note in jr.notes:
+            say(note)
+        if ray:
+            assert isinstance(backend, BackendSpec)
+            backend.validate()  # here, before the actors start (each builds its own backend)
+        model = backend.build() if isinstance(backend, BackendSpec) and not ray else backend
         done = jr.done
         total = count_rows(source, split=split, name=name)
         if total is not None and limit is not None:
@@ -380,7 +366,6 @@ def run_batch(
                     num_cpus=ray_num_cpus,
                 )
             else:
-                model = backend.build() if isinstance(backend, BackendSpec) else backend
                 batches = (
                     [r] for r in process_rows(items, model, cfg, save_trees=save_trees, max_active=max_active)
                 )
@@ -392,51 +377,13 @@ def run_batch(
                     bar.set_postfix_str(rec["status"], refresh=False)
         finally:
             bar.close()
+        jr.finish()
         return BatchSummary.from_records(
             jr.records.values(),
             new_rows=new,
             resumed_rows=resumed[0],
             wall_s=time.perf_counter() - t0,
             journal=str(jr.path),
+            models=fingerprint["models"],
+            notes=list(jr.notes),
         )
-
-
-# --------------------------------------------------------------------------- export
-def export_journal(
-    journal: str | Path, out_parquet: str | Path | None = None, *, include_errors: bool = True
-) -> Any:
-    """The journal as a `datasets.Dataset` in the input layout, in input order; saved as parquet when asked.
-
-    Revised rows carry the revised trace; unchanged and skipped rows are as they came. Error rows are kept as
-    they came unless `include_errors` is False; lines that were not valid JSON have no row and are left out.
-    Columns are the union of the rows' keys (a row lacking one gets `None`).
-
-    Args:
-        journal: A journal written by `run_batch` / `retrosearch revise`.
-        out_parquet: Where to write the parquet file (its folder is created).
-        include_errors: Keep rows whose status is `error`.
-
-    Returns:
-        The `datasets.Dataset`.
-    """
-    import datasets
-
-    records = sorted(read_journal(journal, trees=False), key=lambda r: (r.get("seq", 0), r["row_id"]))
-    rows = []
-    for r in records:
-        if r.get("row") is None or (r.get("status") == "error" and not include_errors):
-            continue
-        row = r["row"]
-        rows.append(row if isinstance(row, dict) else {"response": row})
-    if not rows:
-        raise ValueError(f"journal {journal}: no rows to export")
-    keys: dict[str, None] = {}
-    for row in rows:
-        keys.update(dict.fromkeys(row))
-    rows = [{k: row.get(k) for k in keys} for row in rows]
-    ds = datasets.Dataset.from_list(rows)
-    if out_parquet is not None:
-        out = Path(out_parquet)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        ds.to_parquet(str(out))
-    return ds
