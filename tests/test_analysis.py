@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -29,29 +28,15 @@ RAW = PromptFormat(use_chat_template=False, raw_template="Q: {question}\n")
 from scripted_examples import (  # noqa: E402
     OVERTHINKING,
     OVERTHINKING_MODEL,
+    TWICE,
+    TWICE_MODEL,
     UNDERTHINKING,
     UNDERTHINKING_MODEL,
+    random_case,
 )
 
 # Without the "add 12" keys the only rollouts (after "22 + 110 = 132.") answer 133: nothing is kept.
 WRONG_MODEL = {k: v for k, v in UNDERTHINKING_MODEL.items() if "add 12" not in k}
-
-# Two revisions at the same switch: the first kept rollout finishes the abandoned line but itself switches
-# ("Wait, check 5."), so the search tries the end of the (now longer) first thought again, inside the kept
-# rollout (splitting its node), and cuts the re-check.
-TWICE = (
-    "<think>\nAdd two and three.\n\nTwo plus three makes the sum we want.\n\n"
-    "Wait, let me count it on fingers one by one to be sure of it.\n\nThe fingers also say the same thing.\n\n"
-    "Hmm, and counting back from the total gives the first number again.\n\nSo that is fine too."
-    "\n</think>\n\nThe answer is \\boxed{5}."
-)
-TWICE_MODEL = {
-    "makes the sum we want.": "\n\n",
-    "makes the sum we want.\n\n": "So it is 5.\n\nWait, check 5.\n</think>\n\nThe answer is \\boxed{5}.",
-    "So it is 5.\n\n": "Wait, check 5.\n</think>\n\nThe answer is \\boxed{5}.",
-    "So it is 5.": "\n</think>\n\nThe answer is \\boxed{5}.",
-    "</think>\n\n": "The answer is \\boxed{5}.",
-}
 
 
 def count_tokens(text: str) -> int:
@@ -59,28 +44,28 @@ def count_tokens(text: str) -> int:
     return len(ScriptedBackend({}).tokenize(text))
 
 
-def run(trace: str, model: dict, gold: str | None = None, n_rollouts: int = 2):
-    cfg = RetroSearchConfig(prompt=RAW, n_rollouts=n_rollouts)
+def run(trace: str, model: dict, gold: str | None = None, n: int = 2):
+    cfg = RetroSearchConfig(prompt=RAW, n=n)
     return revise({"question": "q", "response": trace, "gold": gold}, ScriptedBackend(model), cfg)
 
 
 @pytest.fixture(scope="module")
 def over():
-    return run(OVERTHINKING, OVERTHINKING_MODEL)
+    return run(OVERTHINKING, OVERTHINKING_MODEL, gold="42")
 
 
 @pytest.fixture(scope="module")
 def twice():
-    return run(TWICE, TWICE_MODEL, gold="5", n_rollouts=1)
+    return run(TWICE, TWICE_MODEL, gold="5", n=1)
 
 
 @pytest.fixture(scope="module")
 def mix():
     """Revised (over-thinking), revised (under-thinking), unchanged, skipped (wrong gold), error (no response)."""
     out = [
-        run(OVERTHINKING, OVERTHINKING_MODEL),
-        run(UNDERTHINKING, UNDERTHINKING_MODEL),
-        run(UNDERTHINKING, WRONG_MODEL),
+        run(OVERTHINKING, OVERTHINKING_MODEL, gold="42"),
+        run(UNDERTHINKING, UNDERTHINKING_MODEL, gold="132"),
+        run(UNDERTHINKING, WRONG_MODEL, gold="132"),
         run(OVERTHINKING, OVERTHINKING_MODEL, gold="41"),
         revise({"question": "q"}, ScriptedBackend({}), RetroSearchConfig(prompt=RAW)),
     ]
@@ -187,7 +172,7 @@ def test_blank_first_steps_are_retried_under_the_ban_and_never_open_a_switch():
         "one and zero.\n\n": "\n\n",
         "one and zero.\n\n\n\n": "Hmm, so 1.\n</think>\n\nThe answer is \\boxed{1}.",
     }
-    res = run(trace, model, gold="1", n_rollouts=1)
+    res = run(trace, model, gold="1", n=1)
     assert res.status == "unchanged" and res.revisions == []
     bt = analysis.boundary_table(res)
     assert bt["boundary"].tolist() == [0, 1] and not bt["accepted"].any()
@@ -196,37 +181,41 @@ def test_blank_first_steps_are_retried_under_the_ban_and_never_open_a_switch():
     assert all(n.meta["phase"] == "first_step" for n in first)
 
 
+def test_a_model_with_another_think_tag_is_read_from_the_records():
+    # The revision model closes its thinking with "</reasoning>": the tables and the drawing take "closed" and
+    # the outcome from the search's records, not from a tag of their own.
+    fmt = PromptFormat(use_chat_template=False, raw_template="Q: {question}\n", think_close="</reasoning>")
+
+    def model(prompt, ctx):
+        if prompt.endswith("6 * 7 = 42."):
+            return f"\n</reasoning> The answer is \\boxed{{{41 + ctx.sample}}}."
+        return None
+
+    cfg = RetroSearchConfig(prompt=fmt, n=2)
+    res = revise({"question": "q", "response": OVERTHINKING, "gold": "42"}, ScriptedBackend(model), cfg)
+    assert res.status == "revised"
+    rl = analysis.rollout_lengths(res)
+    assert rl["outcome"].tolist() == ["wrong", "accepted"] and rl["verdict"].tolist() == [
+        "incorrect",
+        "correct",
+    ]
+    faces = _collection(analysis.draw_tree(res), "nodes").get_facecolors()
+    assert _count_color(faces, analysis.NODE_COLORS["rollout_wrong"]) == 1
+    assert _count_color(faces, analysis.NODE_COLORS["rollout_correct"]) == 1
+
+
 def test_tables_agree_with_the_search_counters_on_random_traces():
     """Random traces and rollouts that may switch again (several revisions per trace, split nodes)."""
-    words = ["so", "x", "is", "add", "two", "then", "ok", "yes", "we", "get"]
-
-    def step(rng):
-        return " ".join(rng.choice(words) for _ in range(rng.randint(1, 6))) + "."
-
     seen_multi = seen_split = 0
     for case in range(60):
-        rng = random.Random(case)
-        ans = rng.randint(0, 99)
-        openers = ["Wait, ", "Hmm, ", "Alternatively, ", ""]
-        steps = [step(rng)] + [rng.choice(openers) + step(rng) for _ in range(rng.randint(1, 9))]
-        trace = "<think>\n" + "\n\n".join(steps) + f"\n</think>\n\n\\boxed{{{ans}}}"
-
-        def model(prompt, ctx, ans=ans):
-            outs = []
-            for _ in range(3):
-                body = "".join(
-                    "\n\n" + ctx.rng.choice(["Wait, ", "", "Hmm, "]) + step(ctx.rng)
-                    for _ in range(ctx.rng.randint(0, 3))
-                )
-                outs.append(body + f"\n</think>\n\n\\boxed{{{ans if ctx.rng.random() < 0.7 else ans + 1}}}")
-            # After a blank line a model writes its next step, not another blank line.
-            return [o[2:] if prompt.endswith("\n\n") and o.startswith("\n\n") else o for o in outs]
-
-        cfg = RetroSearchConfig(prompt=RAW, n_rollouts=3, seed=case)
-        res = revise({"question": "q", "response": trace, "gold": str(ans)}, ScriptedBackend(model), cfg)
+        trace, gold, model = random_case(case)
+        cfg = RetroSearchConfig(prompt=RAW, n=3, seed=case)
+        res = revise({"question": "q", "response": trace, "gold": gold}, ScriptedBackend(model), cfg)
         seen_multi += len(res.revisions) > 1
         seen_split += any(n.meta.get("split") for n in res.tree)
-        ex = analysis.explorations(res.tree, res.revisions)
+        ex = analysis.explorations(res)
+        assert ex == analysis.explorations(res.tree.to_networkx()), case  # the tree carries them too
+        assert len(analysis.boundary_table(res)) == len(ex), case
         assert len(ex) == res.stats["boundaries_explored"], case
         assert sum(len(e["rollouts"]) for e in ex) == res.stats["rollouts"], case
         assert sum(r["tokens"] for e in ex for r in e["rollouts"]) == res.stats["tokens_spent"], case
@@ -318,8 +307,8 @@ def test_acceptance_by_thought_counts_explored_and_kept_switches(mix):
 # --------------------------------------------------------------------------- loading
 def _write_input(path: Path) -> None:
     rows = [
-        {"question": "q", "response": OVERTHINKING},
-        {"question": "q", "response": UNDERTHINKING},
+        {"question": "q", "response": OVERTHINKING, "gold": "42"},
+        {"question": "q", "response": UNDERTHINKING, "gold": "132"},
         {"question": "q", "response": OVERTHINKING, "gold": "41"},
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows) + "{not json\n")
@@ -332,7 +321,7 @@ def _comparable(df):
 def test_journal_round_trip_with_trees_gives_the_same_tables(tmp_path):
     _write_input(tmp_path / "in.jsonl")
     model = {**OVERTHINKING_MODEL, **UNDERTHINKING_MODEL}
-    cfg = RetroSearchConfig(prompt=RAW, n_rollouts=2)
+    cfg = RetroSearchConfig(prompt=RAW, n=2)
     run_batch(
         tmp_path / "in.jsonl",
         tmp_path / "out" / "revisions.jsonl",
@@ -364,31 +353,49 @@ def test_journal_round_trip_with_trees_gives_the_same_tables(tmp_path):
     pd.testing.assert_frame_equal(analysis.boundary_table(again), analysis.boundary_table(memory))
 
 
-def test_journal_without_trees_gives_trace_tables_and_a_clear_error_for_tree_tables(tmp_path):
+def test_journal_without_trees_gives_every_table_from_the_exploration_records(tmp_path):
+    # Every journal line carries its exploration records: the per-switch tables need no --save-trees (only
+    # drawing a tree does), and they are the same as from a journal with trees.
     _write_input(tmp_path / "in.jsonl")
-    run_batch(
-        tmp_path / "in.jsonl",
-        tmp_path / "j.jsonl",
-        ScriptedBackend(OVERTHINKING_MODEL),
-        RetroSearchConfig(prompt=RAW, n_rollouts=1),
-        progress=False,
-    )
+    for name, trees in (("j.jsonl", False), ("t.jsonl", True)):
+        run_batch(
+            tmp_path / "in.jsonl",
+            tmp_path / name,
+            ScriptedBackend(OVERTHINKING_MODEL),
+            RetroSearchConfig(prompt=RAW, n=1),
+            save_trees=trees,
+            progress=False,
+        )
     loaded = analysis.load_results(tmp_path / "j.jsonl")
     assert all(r.tree is None for r in loaded)
     assert analysis.summary(loaded).iloc[0]["revised"] == 1
-    with pytest.raises(ValueError, match="--save-trees"):
-        analysis.boundary_table(loaded)
+    bt = analysis.boundary_table(loaded)
+    assert len(bt) == analysis.trace_table(loaded)["boundaries_explored"].sum() > 0
+    pd.testing.assert_frame_equal(bt, analysis.boundary_table(tmp_path / "t.jsonl"))
+    with pytest.raises(ValueError, match="no search tree"):
+        analysis.draw_tree(loaded[0])
+
+
+def test_results_without_exploration_records_are_refused_with_what_to_do(over):
+    # A journal line of an older version: stats say switches were explored, but no records came with it.
+    rec = over.to_record(with_tree=False)
+    del rec["explorations"]
+    with pytest.raises(ValueError, match="revise the traces again"):
+        analysis.boundary_table([rec])
+    with pytest.warns(UserWarning, match="1 of 2 searched results have no exploration records"):
+        assert len(analysis.rollout_lengths([rec, {**over.to_record(), "index": 1}])) == 2
 
 
 def test_a_torn_last_line_is_left_out_and_a_bad_line_before_it_is_named(tmp_path, over):
-    good = json.dumps({**over.to_record(), "row_id": "a"})
+    # Journal records start with their row id (so a line cut off mid-write is known for one).
+    good = json.dumps({"row_id": "a", **over.to_record()})
     (tmp_path / "torn.jsonl").write_text(good + "\n" + good[:40])
     assert len(analysis.load_results(tmp_path / "torn.jsonl")) == 1
-    (tmp_path / "bad.jsonl").write_text("{oops\n" + good + "\n")
-    with pytest.raises(ValueError, match="line 1"):
+    (tmp_path / "bad.jsonl").write_text(good + "\n{oops\n" + good + "\n")
+    with pytest.raises(ValueError, match="line 2"):
         analysis.load_results(tmp_path / "bad.jsonl")
     (tmp_path / "norev.jsonl").write_text(
-        json.dumps({"row_id": "a", "status": "revised", "revisions": [{"x": 1}]})
+        json.dumps({"row_id": "a", "status": "revised", "revisions": [{"x": 1}]}) + "\n"
     )
     with pytest.raises(ValueError, match="revisions"):
         analysis.load_results(tmp_path / "norev.jsonl")
@@ -523,7 +530,7 @@ def _simworld():
 def test_tables_agree_with_the_search_counters_on_the_simulated_world():
     sim = _simworld()
     cfg = RetroSearchConfig(
-        prompt=PromptFormat(use_chat_template=False, raw_template="{question}\n"), n_rollouts=3, seed=3
+        prompt=PromptFormat(use_chat_template=False, raw_template="{question}\n"), n=3, seed=3
     )
     results = revise(sim.make_traces(12, seed=5), sim.world_backend(), cfg)
     bt, tt = analysis.boundary_table(results), analysis.trace_table(results)

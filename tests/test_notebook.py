@@ -67,13 +67,16 @@ def test_notebook_loads_a_journal_from_the_environment_and_fails_on_a_bad_one(tm
         "<think>\nWe need 6 * 7.\n\n6 * 7 = 42.\n\nWait, let me double-check. 7 * 6 = 42. Yes.\n</think>\n\n"
         "The answer is \\boxed{42}."
     )
-    rows = [{"question": "q", "response": response}, {"question": "q", "response": response, "gold": "41"}]
+    rows = [
+        {"question": "q", "response": response, "gold": "42"},
+        {"question": "q", "response": response, "gold": "41"},
+    ]
     (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     model = {
         "6 * 7 = 42.": "\n</think>\n\nThe answer is \\boxed{42}.",
         "</think>\n\n": "The answer is \\boxed{42}.",
     }
-    cfg = RetroSearchConfig(prompt=PromptFormat(use_chat_template=False), n_rollouts=2)
+    cfg = RetroSearchConfig(prompt=PromptFormat(use_chat_template=False), n=2)
     run_batch(
         tmp_path / "in.jsonl",
         tmp_path / "demo" / "revisions.jsonl",

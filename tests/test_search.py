@@ -23,13 +23,13 @@ RAW = PromptFormat(use_chat_template=False, raw_template="Q: {question}\n")
 
 def run(trace, model, gold=None, **cfg):
     backend = ScriptedBackend(model)
-    config = RetroSearchConfig(prompt=RAW, n_rollouts=cfg.pop("n_rollouts", 2), **cfg)
+    config = RetroSearchConfig(prompt=RAW, n=cfg.pop("n", 2), **cfg)
     row = {"question": "q", "response": trace, "gold": gold} if isinstance(trace, str) else trace
     return revise(row, backend, config)
 
 
 def test_overthinking_trace_is_cut_right_after_the_answer():
-    res = run(OVERTHINKING, OVERTHINKING_MODEL)
+    res = run(OVERTHINKING, OVERTHINKING_MODEL, gold="42")
     assert res.status == "revised"
     assert (
         res.revised.render()
@@ -44,7 +44,7 @@ def test_overthinking_trace_is_cut_right_after_the_answer():
 
 
 def test_underthinking_trace_finishes_the_abandoned_line():
-    res = run(UNDERTHINKING, UNDERTHINKING_MODEL)
+    res = run(UNDERTHINKING, UNDERTHINKING_MODEL, gold="132")
     assert res.status == "revised"
     assert res.revised.render() == (
         "<think>\nCompute 12 * 11.\n\nUse 12 * 10 = 120, then add 12.\n\n120 + 12 = 132.\n\nSo it is 132."
@@ -56,7 +56,7 @@ def test_underthinking_trace_finishes_the_abandoned_line():
 
 def test_a_wrong_rollout_is_never_accepted():
     # At the second switch (after "22 + 110 = 132.") the only rollout ends at 133: the remainder stays.
-    trace = Trace.parse({"question": "q", "response": UNDERTHINKING})
+    trace = Trace.parse({"question": "q", "response": UNDERTHINKING, "gold": "132"})
     res = run(trace, {k: v for k, v in UNDERTHINKING_MODEL.items() if "add 12" not in k})
     assert res.status == "unchanged" and res.revised.render() == UNDERTHINKING
     assert res.stats["boundaries_explored"] == 2
@@ -75,18 +75,19 @@ def test_incorrect_and_truncated_traces_are_returned_unchanged_with_the_reason()
 def test_bad_rows_get_an_error_result_and_the_batch_goes_on():
     backend = ScriptedBackend(OVERTHINKING_MODEL)
     out = revise(
-        [{"question": "q", "response": OVERTHINKING}, {"question": "q"}, 17, OVERTHINKING],
+        [{"question": "q", "response": OVERTHINKING, "gold": "42"}, {"question": "q"}, 17, OVERTHINKING],
         backend,
-        RetroSearchConfig(prompt=RAW, n_rollouts=1),
+        RetroSearchConfig(prompt=RAW, n=1, reference="self"),  # the last row has no gold answer
     )
     assert [r.status for r in out] == ["revised", "error", "error", "revised"]
+    assert [r.reference for r in out] == ["gold", None, None, "self"]
     assert [r.index for r in out] == [0, 1, 2, 3]
     assert "row 1" in out[1].reason and "response" in out[1].reason
     assert "row 2" in out[2].reason
 
 
 def test_partial_revision_explores_only_the_allowed_switches():
-    trace = {"question": "q", "response": UNDERTHINKING}
+    trace = {"question": "q", "response": UNDERTHINKING, "gold": "132"}
     none = run(trace, UNDERTHINKING_MODEL, max_boundaries=0)
     assert none.status == "unchanged" and none.stats["rollouts"] == 0
     stride = run(
@@ -102,8 +103,8 @@ def test_token_budget_cuts_rollouts_that_could_not_win():
         "6 * 7 = 42.\n\n": "So it is fine.\n\n",
         "fine.\n\n": " ".join(["more"] * 200) + "\n</think>\n\n\\boxed{42}",
     }
-    with_budget = run(OVERTHINKING, model, n_rollouts=2, seed=1)
-    without = run(OVERTHINKING, model, n_rollouts=2, seed=1, token_budget=False)
+    with_budget = run(OVERTHINKING, model, gold="42", n=2, seed=1)
+    without = run(OVERTHINKING, model, gold="42", n=2, seed=1, token_budget=False)
     assert with_budget.status == without.status == "unchanged"
     assert with_budget.stats["tokens_spent"] < without.stats["tokens_spent"] / 2
 
@@ -115,8 +116,8 @@ def test_runs_repeat_exactly_with_a_seed_and_the_tree_matches_the_golden_file():
         "Indeed 42.\n\n": "Done.\n</think>\n\nSo \\boxed{42}.",
         "</think>\n\n": "The answer is \\boxed{42}.",
     }
-    a = run(OVERTHINKING, model, n_rollouts=3, seed=4)
-    b = run(OVERTHINKING, model, n_rollouts=3, seed=4)
+    a = run(OVERTHINKING, model, gold="42", n=3, seed=4)
+    b = run(OVERTHINKING, model, gold="42", n=3, seed=4)
     assert a.tree.to_dict() == b.tree.to_dict()
     assert a.revised.render() == b.revised.render()
     # Seed 4 samples each kind of first step: a bare separator (then "Indeed 42."), and a close, which wins.
@@ -132,7 +133,8 @@ def test_runs_repeat_exactly_with_a_seed_and_the_tree_matches_the_golden_file():
 def test_one_backend_call_per_wave_across_traces():
     backend = ScriptedBackend(OVERTHINKING_MODEL)
     engine = Engine(backend)
-    out = revise([OVERTHINKING] * 20, backend, RetroSearchConfig(prompt=RAW, n_rollouts=2), engine=engine)
+    cfg = RetroSearchConfig(prompt=RAW, n=2, reference="self")
+    out = revise([OVERTHINKING] * 20, backend, cfg, engine=engine)
     assert all(r.status == "revised" for r in out)
     # The first step (it closes the thinking) and the continuation: 2 waves for all 20 traces.
     assert engine.stats.backend_calls == 2
@@ -151,8 +153,9 @@ def test_openthoughts_row_is_revised_and_written_back_as_an_openthoughts_row():
             },
         ],
     }
-    res = revise(row, ScriptedBackend(OVERTHINKING_MODEL), RetroSearchConfig(prompt=RAW, n_rollouts=1))
-    assert res.status == "revised"
+    cfg = RetroSearchConfig(prompt=RAW, n=1, reference="self")  # the row has no gold answer
+    res = revise(row, ScriptedBackend(OVERTHINKING_MODEL), cfg)
+    assert res.status == "revised" and res.reference == "self"
     out = res.revised.to_row()
     assert out["system"] == "sys" and out["conversations"][0] == row["conversations"][0]
     assert out["conversations"][1]["value"] == (
@@ -166,8 +169,8 @@ def test_config_rejects_bad_values_with_the_field_name():
         RetroSearchConfig(gamma=0)
     with pytest.raises(ValueError, match="verifier"):
         RetroSearchConfig(verifier="fuzzy")
-    with pytest.raises(ValueError, match="n_rollouts"):
-        RetroSearchConfig(n_rollouts=0)
+    with pytest.raises(ValueError, match=r"RetroSearchConfig\.n \(n_rollouts\)"):
+        RetroSearchConfig(n=0)
 
 
 # ------------------------------------------------------------------ property: correct and never longer
@@ -199,7 +202,7 @@ def traces_and_models(draw):
 @given(traces_and_models(), st.integers(0, 3))
 def test_property_revised_trace_is_correct_and_never_longer(case, seed):
     trace, gold, model = case
-    res = run({"question": "q", "response": trace, "gold": gold}, model, n_rollouts=3, seed=seed)
+    res = run({"question": "q", "response": trace, "gold": gold}, model, n=3, seed=seed)
     assert res.status in ("revised", "unchanged")
     assert get_verifier("math")(res.revised.solution, gold).correct
     assert res.stats["thinking_tokens_after"] <= res.stats["thinking_tokens_before"]
@@ -220,6 +223,6 @@ def test_a_datasets_dataset_is_revised_row_by_row_in_order():
         ]
     )
     backend = ScriptedBackend({**OVERTHINKING_MODEL, **UNDERTHINKING_MODEL})
-    out = revise(ds, backend, RetroSearchConfig(prompt=RAW, n_rollouts=1))
+    out = revise(ds, backend, RetroSearchConfig(prompt=RAW, n=1))
     assert [r.index for r in out] == [0, 1] and [r.status for r in out] == ["revised", "revised"]
     assert out[1].revised.answer == "132"
