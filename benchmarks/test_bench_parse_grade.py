@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -92,3 +93,82 @@ def test_grading_throughput_cold_and_cached(benchmark):
         slowest_check_s=round(slowest[0], 3),
     )
     assert cached_s < cold_s  # plain numbers skip math-verify; the rest come from the cache
+
+
+def _math500_pairs() -> list[tuple[str, str]]:
+    """(response, gold) pairs: each MATH500 gold against a boxed copy of itself, a rewritten copy (`\\dfrac`,
+    no `\\left`/`\\right`, no spaces), the next different gold and itself with one number changed."""
+    with open(_need(DATA / "math" / "math500.jsonl"), encoding="utf-8") as f:
+        golds = [json.loads(line)["answer"] for line in f]
+    pairs = []
+    for i, gold in enumerate(golds):
+        rewritten = (
+            gold.replace("\\frac", "\\dfrac").replace("\\left", "").replace("\\right", "").replace(" ", "")
+        )
+        other = next(g for g in golds[i + 1 :] + golds[:i] if g != gold)
+        numbers = list(re.finditer(r"\d+", gold))
+        if numbers:
+            n = numbers[len(numbers) // 2]
+            bumped = gold[: n.start()] + str(int(n.group()) + 1) + gold[n.end() :]
+        else:
+            bumped = gold + "+1"
+        for answer in (gold, rewritten, other, bumped):
+            pairs.append((f"So the answer is $\\boxed{{{answer}}}$.", gold))
+    return pairs
+
+
+def _math_verify(response: str, gold: str) -> bool:
+    """math-verify's own parse + verify, with its default settings."""
+    import math_verify
+
+    return math_verify.verify(math_verify.parse(f"${gold}$"), math_verify.parse(response))
+
+
+def _clear_math_verify_caches() -> None:
+    from math_verify import parser
+
+    for name in ("parse_latex_cached", "parse_expr_cached", "extract_latex"):
+        getattr(getattr(parser, name, None), "cache_clear", lambda: None)()
+
+
+def test_grading_throughput_against_math_verify(benchmark):
+    """Cold grading (no verdict cache) of MATH500 answers vs math-verify's own parse + verify, in one run."""
+    pairs = _math500_pairs()
+    for response, gold in pairs:  # imports and the LaTeX parser's prediction caches, shared by both sides
+        _math_verify(response, gold)
+    MathVerifier()(*pairs[0])
+    seconds = {"math_verify": 0.0, "ours": 0.0}
+    verdicts: dict[str, list] = {"math_verify": [], "ours": []}
+    ours = MathVerifier(cache_size=0)
+    sides = {"math_verify": _math_verify, "ours": lambda r, g: ours(r, g)}
+
+    def grade_both() -> None:
+        # Interleaved chunks, each side first in turn, so load on the machine weighs on both alike.
+        for k, start in enumerate(range(0, len(pairs), 100)):
+            chunk = pairs[start : start + 100]
+            for name in ("math_verify", "ours") if k % 2 == 0 else ("ours", "math_verify"):
+                _clear_math_verify_caches()
+                t = time.perf_counter()
+                verdicts[name] += [sides[name](r, g) for r, g in chunk]
+                seconds[name] += time.perf_counter() - t
+
+    benchmark.pedantic(grade_both, rounds=1, iterations=1)
+    ours_correct = [v.correct for v in verdicts["ours"]]
+    changed = [(p, m) for p, m, o in zip(pairs, verdicts["math_verify"], ours_correct) if m != o]
+    rates = {name: len(pairs) / seconds[name] for name in seconds}
+    without_sympy = sum(not v.reason.startswith("math-verify") for v in verdicts["ours"])
+    benchmark.extra_info.update(
+        pairs=len(pairs),
+        math_verify_per_s=round(rates["math_verify"], 1),
+        ours_per_s=round(rates["ours"], 1),
+        ratio=round(rates["ours"] / rates["math_verify"], 2),
+        decided_without_sympy=without_sympy,
+        changed_verdicts=len(changed),
+    )
+    print(
+        f"\ngrading {len(pairs)} MATH500 pairs: ours {rates['ours']:.0f}/s, math-verify {rates['math_verify']:.0f}/s"
+        f" ({rates['ours'] / rates['math_verify']:.2f}x); {without_sympy} decided without sympy; "
+        f"{len(changed)} verdicts changed"
+    )
+    assert changed == []  # the same verdict as math-verify on every pair
+    assert rates["ours"] >= 4 * rates["math_verify"]

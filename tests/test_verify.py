@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from retrosearch.verify import (
+    VERIFIERS,
     CallableVerifier,
     CoverEMVerifier,
     ExactMatchVerifier,
@@ -323,8 +324,8 @@ def test_timeout_in_main_thread_real_input() -> None:
 def test_timeout_in_main_thread_slow_check(monkeypatch: pytest.MonkeyPatch) -> None:
     import math_verify
 
-    v = MathVerifier(timeout_s=0.3)
-    v("\\boxed{\\frac{2}{2}}", "1")  # warm-up; plain numbers would skip math-verify altogether
+    v = MathVerifier(timeout_s=0.3, fast=False)  # the cheap paths would answer without math-verify
+    v("\\boxed{\\frac{2}{2}}", "1")  # warm-up
     monkeypatch.setattr(math_verify, "verify", lambda *a, **k: time.sleep(30))
     start = time.monotonic()
     r = v("\\boxed{\\frac{4}{2}}", "2")
@@ -353,22 +354,22 @@ def test_deadline_inside_an_import_switches_to_worker_processes(
 ) -> None:
     import importlib
 
-    from retrosearch.verify import core as verify
+    from retrosearch.verify import deadline
 
-    monkeypatch.setitem(verify._SIGNAL_STATE, "broken", False)  # restored after the test
+    monkeypatch.setitem(deadline.SIGNAL_STATE, "broken", False)  # restored after the test
     (tmp_path / "retrosearch_slow_import_probe.py").write_text("import time\ntime.sleep(30)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    finished, _ = verify._run_with_alarm(
+    finished, _ = deadline.run_with_alarm(
         lambda: importlib.import_module("retrosearch_slow_import_probe"), 0.2
     )
-    assert not finished and verify._SIGNAL_STATE["broken"]
+    assert not finished and deadline.SIGNAL_STATE["broken"]
     assert not MathVerifier()._use_signal()
     with pytest.raises(RuntimeError, match="cannot use SIGALRM"):
         MathVerifier(mode="signal")._use_signal()
 
 
 def test_worker_threads_grade_and_time_out() -> None:
-    v = MathVerifier(timeout_s=1.0)
+    v = MathVerifier(timeout_s=1.0, fast=False)  # every check goes to the worker process
     with ThreadPoolExecutor(max_workers=1) as pool:
         assert threading.current_thread() is threading.main_thread()
         assert pool.submit(v, "\\boxed{\\dfrac{1}{2}}", "0.5").result().correct  # starts the worker process
@@ -379,13 +380,13 @@ def test_worker_threads_grade_and_time_out() -> None:
         assert r.verdict is Verdict.UNPARSEABLE and r.reason.startswith("timed out")
         assert elapsed < 20.0  # the deadline plus killing the worker (a loaded machine is slow)
     with pytest.raises(RuntimeError, match="main thread"), ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(MathVerifier(mode="signal"), "\\boxed{\\frac{2}{2}}", "1").result()
+        pool.submit(MathVerifier(mode="signal", fast=False), "\\boxed{\\frac{2}{2}}", "1").result()
 
 
 @pytest.mark.slow
 def test_process_mode_from_main_thread() -> None:
-    v = MathVerifier(timeout_s=1.0, mode="process")
-    assert v("\\boxed{(1,2]}", "(1,2]").correct
+    v = MathVerifier(timeout_s=1.0, mode="process", fast=False)
+    assert v("\\boxed{(1,2]}", "(1,2]").correct  # starts the worker process
     start = time.monotonic()
     assert v("\\boxed{(10^{10})!}", "3").reason.startswith("timed out")
     assert time.monotonic() - start < 4.0
@@ -399,8 +400,8 @@ def test_process_mode_from_main_thread() -> None:
 def test_cache_hit_does_not_parse_again(monkeypatch: pytest.MonkeyPatch) -> None:
     import math_verify
 
-    v = MathVerifier()
-    v("\\boxed{\\frac{2}{2}}", "1")  # warm-up outside the count (plain numbers skip math-verify)
+    v = MathVerifier(fast=False)  # the cheap paths would answer these without math-verify or the cache
+    v("\\boxed{\\frac{2}{2}}", "1")  # warm-up outside the count
     calls: list[str] = []
     real_parse = math_verify.parse
 
@@ -421,13 +422,13 @@ def test_cache_hit_does_not_parse_again(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_cache_is_lru_and_can_be_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
-    one, two = "\\boxed{\\frac{2}{2}}", "\\boxed{\\frac{4}{2}}"  # not plain numbers: they reach the cache
-    v = MathVerifier(cache_size=1)
+    one, two = "\\boxed{\\frac{2}{2}}", "\\boxed{\\frac{4}{2}}"
+    v = MathVerifier(cache_size=1, fast=False)  # every check reaches the cache
     v(one, "1")
     v(two, "2")  # evicts (one, "1")
     v(one, "1")
     assert v.cache_info() == {"hits": 0, "misses": 3, "timeouts": 0, "size": 1}
-    off = MathVerifier(cache_size=0)
+    off = MathVerifier(cache_size=0, fast=False)
     off(one, "1")
     off(one, "1")
     assert off.cache_info() == {"hits": 0, "misses": 2, "timeouts": 0, "size": 0}
@@ -537,7 +538,8 @@ def test_get_verifier() -> None:
         get_verifier("sympy")
     with pytest.raises(TypeError, match="got int"):
         get_verifier(3)  # type: ignore[arg-type]
-    for name in ("math", "exact", "choice", "cover_em", "f1"):
+    assert tuple(VERIFIERS) == ("math", "exact", "choice", "cover_em", "f1")  # the names a config accepts
+    for name in VERIFIERS:
         v = get_verifier(name)
         assert v.name == name and isinstance(v, Verifier)
 
@@ -546,7 +548,9 @@ def test_get_verifier() -> None:
 
 
 def test_normalize_answer() -> None:
+    # R1-Searcher's evaluation: `_` and punctuation (with ‘ ’ ´ `) to spaces, no articles, one space each.
     assert normalize_answer("The  Eiffel_Tower!") == "eiffel tower"
+    assert normalize_answer("O\u2019Neil\u00b4s `A` \u2018Team\u2019") == "o neil s team"
     assert normalize_answer('Daniel Patrick "Pat" Moynihan') == "daniel patrick pat moynihan"
     assert normalize_answer("an Apple, a day") == "apple day"
     assert normalize_answer(" True ") == "yes" and normalize_answer("FALSE.") == "no"
@@ -558,6 +562,9 @@ def test_qa_metrics() -> None:
     assert cover_em("Emperor Ivan Asen II of Bulgaria", "Ivan Asen II of Bulgaria")
     assert not cover_em("Lockheed", "Lockheed Corporation")
     assert not cover_em("northern", "no")  # whole words only
+    assert cover_em("Asen II, Ivan of Bulgaria", "Ivan Asen II")  # every gold token, in any order
+    assert not cover_em("Ivan of Bulgaria", "Ivan Asen II")  # ... and all of them
+    assert cover_em("it was Paris", ["London", "the city of Paris", "Paris"])  # the best over the aliases
     assert f1_score("the cat sat", "cat sat on mat") == pytest.approx(2 * 1.0 * 0.5 / 1.5)
     assert f1_score("yes", "no") == 0.0 and f1_score("", "x") == 0.0
     assert f1_score("Paris", ["London", "paris"]) == 1.0
@@ -614,12 +621,13 @@ def test_cover_em_agrees_with_the_llm_judge(shared_data: Path) -> None:
                 if cover_em(row["pred_ans"], row["answer"]):
                     covered += 1
                     agree += row["gpt4o_output"] == "True"
-    # Measured: 1750 rows, 1081 covered, 1063 of them judged correct by GPT-4o; 1749 answers re-extracted.
+    # Measured: 1750 rows, 1099 covered, 1078 of them judged correct by GPT-4o; 1749 answers re-extracted.
     assert total == 1750 and covered > 1000
     assert agree / covered > 0.95 and extracted >= total - 5
 
 
 def test_plain_numbers_are_graded_without_math_verify(monkeypatch: pytest.MonkeyPatch) -> None:
+    # More forms in test_verify_fast.py: fractions, roots, intervals, sets, ...
     import math_verify
 
     def boom(*a, **k):
