@@ -36,3 +36,17 @@ class Retriever(Protocol):
     def retrieve(self, queries: Sequence[str], k: int) -> list[list[Passage]]:
         """Per query, in order, at most `k` passages (fewer only when the corpus holds fewer)."""
         ...
+
+
+def check_queries(queries: Sequence[str], k: int) -> list[str]:
+    """The queries of a `retrieve` call as a list, after checking them and `k`.
+
+    Raises:
+        TypeError: `queries` is one string, not a sequence of them.
+        ValueError: `k` is negative.
+    """
+    if isinstance(queries, str):
+        raise TypeError("queries must be a sequence of strings, not one string")
+    if k < 0:
+        raise ValueError(f"k must be >= 0, got {k}")
+    return list(queries)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from retrosearch.rl.retrievers.base import Passage
+from retrosearch.rl.retrievers.base import Passage, check_queries
 from retrosearch.rl.retrievers.corpus import PassageStore, read_meta, save_passages, saved_kind, write_meta
 
 #: Queries scored together in one sparse product (bounds the memory of the `(queries, docs)` product).
@@ -73,10 +73,7 @@ class BM25Retriever:
         """
         import bm25s
 
-        if isinstance(queries, str):
-            raise TypeError("queries must be a sequence of strings, not one string")
-        if k < 0:
-            raise ValueError(f"k must be >= 0, got {k}")
+        queries = check_queries(queries, k)
         if not queries or k == 0:
             return [[] for _ in queries]
         tokens = bm25s.tokenize(

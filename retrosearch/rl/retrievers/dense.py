@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from retrosearch.rl.retrievers.base import Passage
+from retrosearch.rl.retrievers.base import Passage, check_queries
 from retrosearch.rl.retrievers.corpus import PassageStore, read_meta, save_passages, saved_kind, write_meta
 
 #: The faiss index file inside a saved dense index folder.
@@ -128,10 +128,7 @@ class DenseRetriever:
 
     def retrieve(self, queries: Sequence[str], k: int) -> list[list[Passage]]:
         """Per query, the top `min(k, len(corpus))` passages by cosine similarity, best first."""
-        if isinstance(queries, str):
-            raise TypeError("queries must be a sequence of strings, not one string")
-        if k < 0:
-            raise ValueError(f"k must be >= 0, got {k}")
+        queries = check_queries(queries, k)
         if not queries or k == 0:
             return [[] for _ in queries]
         vectors = _embed(self.encoder, list(queries), self.batch_size, query=True)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from retrosearch.rl.retrievers.base import Passage
+from retrosearch.rl.retrievers.base import Passage, check_queries
 from retrosearch.rl.retrievers.corpus import parse_contents
 
 #: The endpoint path of each wire format, appended to a base URL that has none.
@@ -75,13 +75,9 @@ class HttpRetriever:
         Raises:
             RetrieverError: the request failed after its retries, or the answer is malformed.
         """
-        if isinstance(queries, str):
-            raise TypeError("queries must be a sequence of strings, not one string")
-        if k < 0:
-            raise ValueError(f"k must be >= 0, got {k}")
+        queries = check_queries(queries, k)
         if not queries or k == 0:
             return [[] for _ in queries]
-        queries = list(queries)
         if self.api == "search-r1":
             payload: dict[str, Any] = {"queries": queries, "topk": k, "return_scores": self.return_scores}
         else:
