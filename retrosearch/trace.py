@@ -1,16 +1,29 @@
-"""Reasoning traces: parse OpenThoughts / R1 / plain strings and rows, segment into thoughts and steps, edit."""
+"""Reasoning traces: the `Trace` type, its segmentation into thoughts and steps, and editing."""
 
 from __future__ import annotations
 
-import copy
 import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any
 
-from retrosearch.text import Tokenizer, count_tokens, last_boxed, split_steps
+from retrosearch.formats import (
+    CLOSE_MARK,
+    DEFAULT_HEAD,
+    DEFAULT_MID,
+    DEFAULT_TAIL,
+    TAIL_MARK,
+    RowParts,
+    TraceFormat,
+    TraceFormatError,
+    read_row,
+    split_string,
+    str_field,
+    write_row,
+)
+from retrosearch.text import last_boxed, split_steps
 
 __all__ = [
     "DEFAULT_KEYWORDS",
@@ -19,14 +32,8 @@ __all__ = [
     "Trace",
     "TraceFormat",
     "TraceFormatError",
+    "opening_keyword",
 ]
-
-TraceFormat = Literal["openthoughts", "r1", "plain"]
-
-
-class TraceFormatError(ValueError):
-    """Input that cannot be read as a trace; the message names the field or row and what was expected."""
-
 
 #: Transition keywords that open a new thought when they start a step (case-sensitive, followed by a
 #: non-letter). Chosen with `scripts/keyword_stats.py` over the 2,698 real R1-distill traces in
@@ -62,37 +69,6 @@ DEFAULT_KEYWORDS: tuple[str, ...] = (
     "Let me check",
     "Let me verify",
 )
-
-_BOT, _EOT = "<|begin_of_thought|>", "<|end_of_thought|>"
-_BOS, _EOS = "<|begin_of_solution|>", "<|end_of_solution|>"
-_THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
-# Chat-template markers after which the assistant's text starts (DeepSeek-R1 distills, Qwen/ChatML).
-_ASSISTANT_MARKERS = ("<｜Assistant｜>", "<|im_start|>assistant\n")
-_USER_TURN = (
-    re.compile(r"<｜User｜>(.*?)<｜Assistant｜>", re.S),
-    re.compile(r"<\|im_start\|>user\n(.*?)<\|im_end\|>", re.S),
-)
-
-# Default wrappers per format, used when a trace is built by hand or when an edit closes a truncated trace.
-_DEFAULT_HEAD = {"openthoughts": _BOT + "\n\n", "r1": _THINK_OPEN + "\n", "plain": ""}
-_DEFAULT_MID = {
-    "openthoughts": "\n\n" + _EOT + "\n\n" + _BOS + "\n\n",
-    "r1": "\n" + _THINK_CLOSE + "\n\n",
-    "plain": "\n\n",
-}
-_DEFAULT_TAIL = {"openthoughts": "\n\n" + _EOS, "r1": "", "plain": ""}
-# Marker whose presence in a parsed wrapper means the original closed that part (so the wrapper is kept on edit).
-_CLOSE_MARK = {"openthoughts": _EOT, "r1": _THINK_CLOSE, "plain": None}
-_TAIL_MARK = {"openthoughts": _EOS, "r1": None, "plain": None}
-
-_QUESTION_KEYS = ("question", "problem", "prompt")
-_RESPONSE_KEYS = ("response", "full_response", "completion", "output", "trace", "generation")
-_GOLD_KEYS = ("gold", "gold_answer", "answer", "ground_truth")
-_CONV_KEYS = ("conversations", "messages")
-_ASSISTANT_ROLES = ("assistant", "gpt", "model")
-_USER_ROLES = ("user", "human")
-
-Path = tuple[Any, ...]
 
 
 @dataclass(frozen=True)
@@ -137,6 +113,18 @@ def _keyword_regex(keywords: tuple[str, ...]) -> re.Pattern[str] | None:
     return re.compile(rf"(?:{alts})(?![^\W\d_])")
 
 
+def opening_keyword(step: str, keywords: tuple[str, ...] = DEFAULT_KEYWORDS) -> str | None:
+    """The transition keyword that `step` starts with (the longest one), or `None`: the one rule for a switch.
+
+    Args:
+        step: A step's text (no leading whitespace).
+        keywords: The transition keywords (case-sensitive; a keyword must not be followed by a letter).
+    """
+    rx = _keyword_regex(tuple(keywords))
+    m = rx.match(step) if rx is not None else None
+    return m.group() if m is not None else None
+
+
 def _check_keywords(keywords: Any) -> tuple[str, ...]:
     if isinstance(keywords, str) or not all(isinstance(k, str) and k for k in keywords):
         raise TraceFormatError(f"keywords: expected a sequence of non-empty strings, got {keywords!r}")
@@ -147,145 +135,17 @@ def _segment(thinking: str, keywords: tuple[str, ...]) -> tuple[Thought, ...]:
     if not thinking:
         return ()
     steps = [Step(text, sep) for text, sep in split_steps(thinking)]
-    rx = _keyword_regex(keywords)
     thoughts: list[Thought] = []
     current: list[Step] = []
     keyword: str | None = None
     for step in steps:
-        m = rx.match(step.text) if rx is not None else None
-        if m is not None and current:
+        opener = opening_keyword(step.text, keywords)
+        if opener is not None and current:
             thoughts.append(Thought(tuple(current), keyword))
-            current, keyword = [], m.group()
+            current, keyword = [], opener
         current.append(step)
     thoughts.append(Thought(tuple(current), keyword))
     return tuple(thoughts)
-
-
-def _strip_split(body: str) -> tuple[str, str, str]:
-    """`body` as (leading whitespace, stripped text, trailing whitespace)."""
-    core = body.strip()
-    if not core:
-        return body, "", ""
-    lead = len(body) - len(body.lstrip())
-    return body[:lead], core, body[lead + len(core) :]
-
-
-def _assistant_start(s: str, end: int) -> int:
-    """Offset just after the last chat-template assistant marker before `end`, or 0."""
-    best = 0
-    for marker in _ASSISTANT_MARKERS:
-        i = s.rfind(marker, 0, end)
-        if i >= 0:
-            best = max(best, i + len(marker))
-    return best
-
-
-def _split_string(s: str) -> dict[str, Any]:
-    """Cut a raw assistant string into head / thinking / mid / solution / tail (concatenation == `s`)."""
-    if _BOT in s or _EOT in s:
-        fmt: TraceFormat = "openthoughts"
-        b = s.find(_BOT)
-        body_start = b + len(_BOT) if b >= 0 else _assistant_start(s, s.find(_EOT))
-        close = s.find(_EOT, body_start)
-    elif _THINK_OPEN in s or _THINK_CLOSE in s:
-        fmt = "r1"
-        o = s.find(_THINK_OPEN)
-        if o >= 0:
-            body_start = o + len(_THINK_OPEN)
-            close = s.find(_THINK_CLOSE, body_start)
-        else:
-            close = s.find(_THINK_CLOSE)
-            body_start = _assistant_start(s, close)
-    else:
-        fmt = "plain"
-        body_start, close = _assistant_start(s, len(s)), -1
-    body_end = close if close >= 0 else len(s)
-    lead, thinking, trail = _strip_split(s[body_start:body_end])
-    head = s[:body_start] + lead
-    if close < 0:
-        # Truncated (or plain): nothing closes the thinking; its trailing whitespace is the only wrapper left.
-        # Plain text counts as complete when its last step gives a boxed answer: cut-off R1 traces often hold
-        # a `\boxed{}` from an intermediate check, but not in their last (cut) paragraph.
-        complete = fmt == "plain" and last_boxed(_last_step(thinking)) is not None
-        return dict(
-            format=fmt, head=head, thinking=thinking, mid=trail, solution=None, tail="", complete=complete
-        )
-    if fmt == "openthoughts":
-        rest_start = close + len(_EOT)
-        bs = s.find(_BOS, rest_start)
-        sol_start = bs + len(_BOS) if bs >= 0 else rest_start
-        es = s.find(_EOS, sol_start)
-    else:
-        sol_start = close + len(_THINK_CLOSE)
-        es = -1
-    sol_end = es if es >= 0 else len(s)
-    slead, solution, strail = _strip_split(s[sol_start:sol_end])
-    mid = trail + s[close:sol_start] + slead
-    tail = strail + (s[es:] if es >= 0 else "")
-    complete = fmt == "r1" or es >= 0
-    return dict(
-        format=fmt, head=head, thinking=thinking, mid=mid, solution=solution, tail=tail, complete=complete
-    )
-
-
-def _last_step(thinking: str) -> str:
-    return split_steps(thinking)[-1][0] if thinking else ""
-
-
-def _question_from_chat(head: str) -> str | None:
-    for rx in _USER_TURN:
-        found = rx.findall(head)
-        if found:
-            return found[-1]
-    return None
-
-
-def _get(row: Any, path: Path) -> Any:
-    for k in path:
-        row = row[k]
-    return row
-
-
-def _set(row: Any, path: Path, value: Any) -> None:
-    for k in path[:-1]:
-        row = row[k]
-    row[path[-1]] = value
-
-
-def _str_field(value: Any, name: str, *, allow_none: bool = True, allow_number: bool = False) -> str | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, str):
-        return value
-    if allow_number and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    expected = "a string" + (" or a number" if allow_number else "") + (" or null" if allow_none else "")
-    raise TraceFormatError(f"field {name!r}: expected {expected}, got {type(value).__name__}")
-
-
-def _first_key(row: Mapping[str, Any], keys: tuple[str, ...]) -> str | None:
-    return next((k for k in keys if k in row), None)
-
-
-def _message_role_and_text(msg: Any, where: str) -> tuple[str, str, str]:
-    """(role, text, text key) of one chat message in either ShareGPT or role/content style."""
-    if not isinstance(msg, Mapping):
-        raise TraceFormatError(
-            f"{where}: expected an object with 'from'/'value' or 'role'/'content', got {type(msg).__name__}"
-        )
-    if "from" in msg and "value" in msg:
-        role_key, text_key = "from", "value"
-    elif "role" in msg and "content" in msg:
-        role_key, text_key = "role", "content"
-    else:
-        raise TraceFormatError(
-            f"{where}: expected keys 'from'/'value' or 'role'/'content', got {sorted(msg)}"
-        )
-    role = msg[role_key]
-    if not isinstance(role, str):
-        raise TraceFormatError(f"{where}.{role_key}: expected a string, got {type(role).__name__}")
-    text = msg[text_key]
-    return role.lower(), text, text_key
 
 
 @dataclass(frozen=True)
@@ -319,28 +179,25 @@ class Trace:
     _head: str | None = field(default=None, repr=False)
     _mid: str | None = field(default=None, repr=False)
     _tail: str | None = field(default=None, repr=False)
-    # The input row (a private copy) and where its response / question / gold live, for `to_row`.
-    _row: dict[str, Any] | None = field(default=None, repr=False, compare=False, hash=False)
-    _paths: tuple[Path | None, Path | None, Path | None] = field(
-        default=(None, None, None), repr=False, compare=False, hash=False
-    )
+    # The input row (a private copy) and where its parts live, for `to_row`.
+    _source: RowParts | None = field(default=None, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        if self.format not in _DEFAULT_MID:
+        if self.format not in DEFAULT_MID:
             raise TraceFormatError(f"format: expected 'openthoughts', 'r1' or 'plain', got {self.format!r}")
         if not isinstance(self.thinking, str):
             raise TraceFormatError(f"thinking: expected a string, got {type(self.thinking).__name__}")
-        _str_field(self.solution, "solution")
-        _str_field(self.question, "question")
-        _str_field(self.gold, "gold")
+        str_field(self.solution, "solution")
+        str_field(self.question, "question")
+        str_field(self.gold, "gold")
         object.__setattr__(self, "keywords", _check_keywords(self.keywords))
         closed = self.complete or self.solution is not None
         if self._head is None:
-            object.__setattr__(self, "_head", _DEFAULT_HEAD[self.format])
+            object.__setattr__(self, "_head", DEFAULT_HEAD[self.format])
         if self._mid is None:
-            object.__setattr__(self, "_mid", _DEFAULT_MID[self.format] if closed else "")
+            object.__setattr__(self, "_mid", DEFAULT_MID[self.format] if closed else "")
         if self._tail is None:
-            object.__setattr__(self, "_tail", _DEFAULT_TAIL[self.format] if self.complete else "")
+            object.__setattr__(self, "_tail", DEFAULT_TAIL[self.format] if self.complete else "")
 
     # ------------------------------------------------------------------ parsing
     @classmethod
@@ -356,11 +213,10 @@ class Trace:
 
         Args:
             obj: A raw string (OpenThoughts markers, R1 `<think>...</think>` with or without the opening tag,
-                chat-formatted text whose prompt part is kept verbatim, or plain text); an OpenThoughts row
-                `{"system", "conversations": [{"from", "value"}, ...]}` (or `role`/`content` messages, or a
-                `messages` list); or a flat row with the question in `question`/`problem`/`prompt`, the
-                response in `response`/`full_response`/`completion`/`output`/`trace`/`generation` and the gold
-                answer in `gold`/`gold_answer`/`answer`/`ground_truth`.
+                chat-formatted text whose prompt part is kept verbatim, or plain text), or a data row in one of
+                the layouts of `retrosearch.formats.read_row`: OpenThoughts `conversations` (or `messages`),
+                OpenThoughts metadata (`problem` / `deepseek_reasoning` / `deepseek_solution` /
+                `ground_truth_solution`), or a flat row (`question` / `response` / `gold` and their synonyms).
             question: Overrides the question found in `obj`.
             gold: Overrides the gold answer found in `obj`.
             keywords: Transition keywords for the thought segmentation.
@@ -369,8 +225,8 @@ class Trace:
             TraceFormatError: `obj` is of another type, or a row lacks a response / has a non-string value.
         """
         keywords = _check_keywords(keywords)
-        question = _str_field(question, "question")
-        gold = _str_field(gold, "gold", allow_number=True)
+        question = str_field(question, "question")
+        gold = str_field(gold, "gold", allow_number=True)
         if isinstance(obj, Trace):
             if keywords == obj.keywords and question is None and gold is None:
                 return obj  # keeps its cached segmentation
@@ -381,12 +237,23 @@ class Trace:
                 changes["gold"] = gold
             return replace(obj, **changes)
         if isinstance(obj, str):
-            parts = _split_string(obj)
-            if question is None:
-                question = _question_from_chat(parts["head"])
-            return cls._from_parts(parts, question=question, gold=gold, keywords=keywords)
+            parts = split_string(obj)
+            return cls._from_parts(
+                parts, question=question or parts["question"], gold=gold, keywords=keywords
+            )
         if isinstance(obj, Mapping):
-            return cls._from_row(obj, question=question, gold=gold, keywords=keywords)
+            src = read_row(obj)
+            parts = split_string(src.response)
+            if question is None:
+                question = src.question if src.question is not None else parts["question"]
+            return cls._from_parts(
+                parts,
+                question=question,
+                gold=gold if gold is not None else src.gold,
+                keywords=keywords,
+                metadata=src.metadata,
+                _source=src,
+            )
         raise TraceFormatError(f"trace: expected a str, a dict row or a Trace, got {type(obj).__name__}")
 
     @classmethod
@@ -402,78 +269,6 @@ class Trace:
             **kw,
         )
 
-    @classmethod
-    def _from_row(
-        cls, row: Mapping[str, Any], *, question: str | None, gold: str | None, keywords: tuple[str, ...]
-    ) -> Trace:
-        row = copy.deepcopy(dict(row))
-        q_path: Path | None = None
-        g_path: Path | None = None
-        conv_key = _first_key(row, _CONV_KEYS)
-        if conv_key is not None:
-            conv = row[conv_key]
-            if not isinstance(conv, list):
-                raise TraceFormatError(
-                    f"field {conv_key!r}: expected a list of messages, got {type(conv).__name__}"
-                )
-            assistant_i = user_i = None
-            for i, msg in enumerate(conv):
-                role, _, _ = _message_role_and_text(msg, f"{conv_key}[{i}]")
-                if role in _ASSISTANT_ROLES:
-                    assistant_i = i
-            if assistant_i is None:
-                raise TraceFormatError(
-                    f"field {conv_key!r}: expected an assistant turn (from/role 'assistant' or 'gpt'), found none"
-                )
-            for i in range(assistant_i - 1, -1, -1):
-                if _message_role_and_text(conv[i], f"{conv_key}[{i}]")[0] in _USER_ROLES:
-                    user_i = i
-                    break
-            _, text, text_key = _message_role_and_text(conv[assistant_i], f"{conv_key}[{assistant_i}]")
-            r_path: Path = (conv_key, assistant_i, text_key)
-            response = _str_field(text, f"{conv_key}[{assistant_i}].{text_key}", allow_none=False)
-            if user_i is not None:
-                _, utext, ukey = _message_role_and_text(conv[user_i], f"{conv_key}[{user_i}]")
-                q_path = (conv_key, user_i, ukey)
-                row_question = _str_field(utext, f"{conv_key}[{user_i}].{ukey}")
-            else:
-                row_question = None
-            consumed = {conv_key}
-        else:
-            r_key = _first_key(row, _RESPONSE_KEYS)
-            if r_key is None:
-                raise TraceFormatError(
-                    f"row: expected a response field (one of {', '.join(_RESPONSE_KEYS)}) or a 'conversations' "
-                    f"list, got keys {sorted(row)}"
-                )
-            r_path = (r_key,)
-            response = _str_field(row[r_key], r_key, allow_none=False)
-            q_key = _first_key(row, _QUESTION_KEYS)
-            q_path = (q_key,) if q_key is not None else None
-            row_question = _str_field(row[q_key], q_key) if q_key is not None else None
-            consumed = {r_key} | ({q_key} if q_key else set())
-        g_key = _first_key(row, _GOLD_KEYS)
-        if g_key is not None:
-            g_path = (g_key,)
-            row_gold = _str_field(row[g_key], g_key, allow_number=True)
-            consumed.add(g_key)
-        else:
-            row_gold = None
-        assert isinstance(response, str)
-        parts = _split_string(response)
-        if question is None:
-            question = row_question if row_question is not None else _question_from_chat(parts["head"])
-        metadata = {k: v for k, v in row.items() if k not in consumed}
-        return cls._from_parts(
-            parts,
-            question=question,
-            gold=gold if gold is not None else row_gold,
-            keywords=keywords,
-            metadata=metadata,
-            _row=row,
-            _paths=(r_path, q_path, g_path),
-        )
-
     # ---------------------------------------------------------------- rendering
     def render(self) -> str:
         """The assistant string: for a parsed, unedited trace exactly the string it was parsed from."""
@@ -482,36 +277,26 @@ class Trace:
     def to_row(self) -> dict[str, Any]:
         """A data row in the shape the trace came in, with the response replaced by `render()`.
 
-        An OpenThoughts row stays one (same keys, the assistant value replaced); a flat row keeps its keys with the
-        response field replaced; the question and gold fields are rewritten only where they changed; `metadata` is
-        written back as is. A trace parsed from a string gives an OpenThoughts row for the OpenThoughts format
+        An OpenThoughts row stays one (same keys, the assistant value replaced); a metadata row gets its
+        `deepseek_reasoning` / `deepseek_solution` replaced; a flat row keeps its keys with the response field
+        replaced; the question and gold fields are rewritten only where they changed; `metadata` is written back
+        as is. A trace parsed from a string gives an OpenThoughts row for the OpenThoughts format
         (`conversations`, plus `gold` when known) and `{"question", "response", "gold"}` otherwise.
         """
-        if self._row is None:
-            if self.format == "openthoughts":
-                row: dict[str, Any] = {
-                    **self.metadata,
-                    "conversations": [
-                        {"from": "user", "value": self.question or ""},
-                        {"from": "assistant", "value": self.render()},
-                    ],
-                }
-                if self.gold is not None:
-                    row["gold"] = self.gold
-                return row
-            return {"question": self.question, "response": self.render(), "gold": self.gold, **self.metadata}
-        row = copy.deepcopy(self._row)
-        row.update(copy.deepcopy(self.metadata))
-        r_path, q_path, g_path = self._paths
-        assert r_path is not None
-        _set(row, r_path, self.render())
-        for path, value in ((q_path, self.question), (g_path, self.gold)):
-            if path is None:
-                continue
-            old = _get(row, path)
-            if value != (old if old is None or isinstance(old, str) else str(old)):
-                _set(row, path, value)
-        return row
+        if self._source is not None:
+            return write_row(self._source, self)
+        if self.format == "openthoughts":
+            row: dict[str, Any] = {
+                **self.metadata,
+                "conversations": [
+                    {"from": "user", "value": self.question or ""},
+                    {"from": "assistant", "value": self.render()},
+                ],
+            }
+            if self.gold is not None:
+                row["gold"] = self.gold
+            return row
+        return {"question": self.question, "response": self.render(), "gold": self.gold, **self.metadata}
 
     # ------------------------------------------------------------- segmentation
     @cached_property
@@ -526,18 +311,13 @@ class Trace:
 
     @property
     def num_thoughts(self) -> int:
-        """Number of thoughts (0 for an empty thinking)."""
+        """Number of thoughts (0 for an empty thinking); the thought switches are one fewer."""
         return len(self.thoughts)
 
     @property
     def num_steps(self) -> int:
         """Number of steps in the thinking."""
         return sum(len(t.steps) for t in self.thoughts)
-
-    @property
-    def num_switches(self) -> int:
-        """Number of thought switches, `num_thoughts - 1` (0 for an empty thinking)."""
-        return max(self.num_thoughts - 1, 0)
 
     @property
     def answer(self) -> str | None:
@@ -561,24 +341,13 @@ class Trace:
         return self._thought_ends[i]
 
     # ------------------------------------------------------------------ editing
-    def boundary_offset(self, i: int) -> int:
-        """Offset in `render()` at the end of thought `i`'s last step, before the blank-line separator.
+    def thinking_before(self, i: int) -> str:
+        """The thinking up to the end of thought `i`'s last step, before the blank-line separator (where a
+        rollout continues from).
 
         Args:
             i: 0-based thought index, `0 <= i < num_thoughts`.
         """
-        return len(self._head or "") + self._check_index(i)
-
-    def prefix(self, i: int) -> str:
-        """`render()` up to the end of thought `i` (the text a rollout continues from)."""
-        return self.render()[: self.boundary_offset(i)]
-
-    def remainder(self, i: int) -> str:
-        """`render()` after the end of thought `i` (starts with the separator, if any)."""
-        return self.render()[self.boundary_offset(i) :]
-
-    def thinking_before(self, i: int) -> str:
-        """The thinking up to the end of thought `i`'s last step."""
         return self.thinking[: self._check_index(i)]
 
     def thinking_after(self, i: int) -> str:
@@ -601,47 +370,41 @@ class Trace:
             solution: The rollout's text after the thinking, or `None` if it never closed the thinking.
             complete: `False` when the rollout was cut off.
         """
+        return self.replace_at(self._check_index(i), thinking_continuation, solution, complete=complete)
+
+    def replace_at(
+        self, offset: int, thinking_continuation: str, solution: str | None, *, complete: bool = True
+    ) -> Trace:
+        """Like `replace_remainder`, but keeps the thinking up to character `offset` (e.g. just before a query).
+
+        Args:
+            offset: Characters of the thinking kept, `0 <= offset <= len(thinking)`.
+            thinking_continuation, solution, complete: As in `replace_remainder`.
+        """
+        if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= len(self.thinking):
+            raise IndexError(f"thinking offset: expected an int in [0, {len(self.thinking)}], got {offset!r}")
         if not isinstance(thinking_continuation, str):
             raise TraceFormatError(
                 f"thinking_continuation: expected a string, got {type(thinking_continuation).__name__}"
             )
-        _str_field(solution, "solution")
-        thinking = (self.thinking_before(i) + thinking_continuation).rstrip()
+        str_field(solution, "solution")
+        thinking = (self.thinking[:offset] + thinking_continuation).rstrip()
         if solution is not None:
             solution = solution.strip()
         closed = complete or solution is not None
         fmt = self.format
-        mark = _CLOSE_MARK[fmt]
+        mark = CLOSE_MARK[fmt]
         if not closed:
             mid = ""
         elif self.solution is not None and (mark is None or mark in (self._mid or "")):
             mid = self._mid
         else:
-            mid = _DEFAULT_MID[fmt]
-        tmark = _TAIL_MARK[fmt]
+            mid = DEFAULT_MID[fmt]
+        tmark = TAIL_MARK[fmt]
         if not complete:
             tail = ""
         elif self.complete and (tmark is None or tmark in (self._tail or "")):
             tail = self._tail
         else:
-            tail = _DEFAULT_TAIL[fmt]
+            tail = DEFAULT_TAIL[fmt]
         return replace(self, thinking=thinking, solution=solution, complete=complete, _mid=mid, _tail=tail)
-
-    def num_tokens(
-        self, part: Literal["thinking", "solution", "all"] = "thinking", tokenizer: Tokenizer | None = None
-    ) -> int:
-        """Token count of the thinking, the solution or the whole rendered string.
-
-        Args:
-            part: Which text to count.
-            tokenizer: A tokenizer (`encode`), a `Backend` or a callable; `None` uses `text.approx_token_count`.
-        """
-        if part == "thinking":
-            text = self.thinking
-        elif part == "solution":
-            text = self.solution or ""
-        elif part == "all":
-            text = self.render()
-        else:
-            raise ValueError(f"part: expected 'thinking', 'solution' or 'all', got {part!r}")
-        return count_tokens(text, tokenizer)

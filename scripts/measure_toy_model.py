@@ -17,8 +17,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from retrosearch.toy import MODEL_NAMES, detect_habits, make_problems, model_path  # noqa: E402
-from retrosearch.toy.world import habit_shares, split_think  # noqa: E402
+from retrosearch.toy import (  # noqa: E402
+    MODEL_NAMES,
+    detect_habits,
+    habit_shares,
+    make_problems,
+    model_path,
+    split_think,
+)
 
 
 def generate(
@@ -71,6 +77,8 @@ def summarize(problems, texts, tokenizer) -> dict:
         "false_alarm": round(shares["false_alarm"], 4),
         "flagged": round(sum(r["n_flags"] > 0 for r in rows) / len(rows), 4),
         "any_switch": round(sum(r["n_switches"] > 0 for r in rows) / len(rows), 4),
+        "two_plus_switches": round(sum(r["n_switches"] >= 2 for r in rows) / len(rows), 4),
+        "mean_thoughts": round(statistics.mean(r["n_switches"] + 1 for r in rows), 2),
         "mean_think_tokens": round(statistics.mean(think_tokens), 1),
     }
 

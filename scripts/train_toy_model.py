@@ -1,11 +1,13 @@
 """Train a toy reasoning model (tokenizer + small Llama) on the toy world's traces, on CPU; seeded.
 
-Reproduces the shipped models::
+Reproduces the shipped models (the exact commands of every stage are in each folder's `training_info.json`,
+under `stages`; the model card retrosearch/assets/toy/README.md lists them)::
 
-    nice -n 10 python scripts/train_toy_model.py --name toy-base --width 192 --layers 4 --heads 6 \\
-        --traces 70000 --steps <from training_info.json> --seed 0
-    nice -n 10 python scripts/train_toy_model.py --name toy-small --width 128 --layers 3 --heads 4 \\
-        --traces 70000 --steps <from training_info.json> --seed 1 --tokenizer retrosearch/assets/toy/toy-base
+    nice -n 5 python scripts/train_toy_model.py --name toy-small --width 128 --layers 3 --heads 4 \
+        --traces 40000 --steps 1300 --seed 1 --lr 0.002 --out retrosearch/assets/toy/toy-small
+
+Without `--tokenizer` the tokenizer is trained on a fixed sample of the toy world (20,000 traces of seed 0), so
+every model trained from scratch gets the same one; `--init` continues a saved model with its own tokenizer.
 
 With `--minutes` instead of `--steps` the number of steps is fixed from the CPU time of the first steps (CPU
 minutes, not wall minutes: on a shared machine the wall clock says little; the count is written to
@@ -28,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from retrosearch.toy.world import TraceConfig, make_dataset, make_drills  # noqa: E402
+from retrosearch.toy import TraceConfig, make_dataset, make_drills  # noqa: E402
 
 EOS, PAD = "<|im_end|>", "<|endoftext|>"
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
@@ -230,7 +232,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.tokenizer or args.init:
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or args.init)
     else:
-        sample = [t.problem.question for t in traces[:20000]] + [t.text for t in traces[:20000]]
+        # the tokenizer's sample is fixed (seed 0), so every model trained without --tokenizer gets the same one
+        sample_traces = make_dataset(20000, seed=0, cfg=TraceConfig(), split="train")
+        sample = [t.problem.question for t in sample_traces] + [t.text for t in sample_traces]
         tokenizer = build_tokenizer(sample, args.vocab)
     rows = encode(tokenizer, traces)
     n_traces = len(rows)
@@ -343,7 +347,7 @@ def main(argv: list[str] | None = None) -> None:
     command = (
         f"nice -n 10 python scripts/train_toy_model.py --name {args.name} --width {args.width} "
         f"--layers {args.layers} --heads {args.heads} --traces {args.traces} --steps {step} --seed {args.seed} "
-        f"--drill-share {args.drill_share} --lr {args.lr} --out {shown_out}"
+        f"--drill-share {args.drill_share} --lr {args.lr} --warmup {args.warmup} --out {shown_out}"
         + (f" --tokenizer {args.tokenizer}" if args.tokenizer else "")
         + (f" --init {args.init}" if args.init else "")
     )

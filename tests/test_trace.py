@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from retrosearch.trace import DEFAULT_KEYWORDS, Step, Trace, TraceFormatError
+from retrosearch.trace import DEFAULT_KEYWORDS, Step, Trace, TraceFormatError, opening_keyword
 
 OT = (
     "<|begin_of_thought|>\n\nLet me compute 1+1.\n\nIt is 2.\n\nWait, check: 1+1 = 2.\n\nYes.\n\n"
@@ -34,7 +34,7 @@ def test_openthoughts_string_known_parts():
         "Let me compute 1+1.\n\nIt is 2.",
         "Wait, check: 1+1 = 2.\n\nYes.",
     ]
-    assert (t.num_thoughts, t.num_steps, t.num_switches) == (2, 4, 1)
+    assert (t.num_thoughts, t.num_steps) == (2, 4)
     assert t.steps[1] == Step("It is 2.", "\n\n")
     assert t.steps[-1] == Step("Yes.", "")
 
@@ -58,6 +58,57 @@ def test_openthoughts_row_round_trip_and_to_row():
     assert out["system"] == row["system"] and out["conversations"][0] == row["conversations"][0]
     assert out["conversations"][1] == {"from": "assistant", "value": new.render()}
     assert row == before
+
+
+META = {
+    "problem": "What is 3*4?",
+    "deepseek_reasoning": "Okay, so 3*4.\n\nThat is 12.\n\nWait, recheck: 3*4 = 12.\n",
+    "deepseek_solution": "The product is \\boxed{12}.",
+    "ground_truth_solution": "Since 3*4 = 12, the answer is $\\boxed{12}$.",
+    "domain": "math",
+}
+
+
+def test_openthoughts_metadata_row():
+    t = Trace.parse(META)
+    assert (t.question, t.gold, t.format, t.complete) == ("What is 3*4?", "12", "r1", True)
+    assert t.thinking == "Okay, so 3*4.\n\nThat is 12.\n\nWait, recheck: 3*4 = 12."
+    assert t.solution == "The product is \\boxed{12}." and t.answer == "12"
+    assert [th.keyword for th in t.thoughts] == [None, "Wait"]
+    assert t.render() == "<think>\n" + t.thinking + "\n</think>\n\n" + t.solution
+    assert t.metadata == {"domain": "math"}
+    assert t.to_row() == META  # unedited: the row as it came, byte for byte
+
+    new = t.replace_remainder(0, "\n\nSo 12.", "\\boxed{12}")
+    out = new.to_row()
+    assert out == META | {
+        "deepseek_reasoning": "Okay, so 3*4.\n\nThat is 12.\n\nSo 12.",
+        "deepseek_solution": "\\boxed{12}",
+    }
+    assert Trace.parse(out).thinking == new.thinking
+
+
+def test_openthoughts_metadata_row_variants():
+    tagged = Trace.parse(META | {"deepseek_reasoning": "<think>\nA.\n\nHmm, B.\n</think>\n"})
+    assert tagged.thinking == "A.\n\nHmm, B." and tagged.num_thoughts == 2
+    code = Trace.parse(META | {"ground_truth_solution": None})  # e.g. code problems: no gold
+    assert code.gold is None
+    assert Trace.parse(META, gold="7").gold == "7"
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"deepseek_solution": None}, "'deepseek_solution': expected a string .*OpenThoughts metadata"),
+        ({"problem": 3}, "'problem': expected a string .*got int"),
+        ({"ground_truth_solution": 12}, "'ground_truth_solution': expected a string or null"),
+    ],
+)
+def test_openthoughts_metadata_row_errors(change, match):
+    with pytest.raises(TraceFormatError, match=match):
+        Trace.parse(META | change)
+    with pytest.raises(TraceFormatError, match="'deepseek_solution'.*missing"):
+        Trace.parse({k: v for k, v in META.items() if k != "deepseek_solution"})
 
 
 def test_role_content_messages():
@@ -84,7 +135,7 @@ def test_chat_formatted_keeps_prompt_and_finds_question():
     assert t.render() == CHAT
     assert t.question == "What is 3*4?"
     assert t.thinking.startswith("Okay, so")
-    assert t.prefix(0) == CHAT[: CHAT.index("That is 12.") + len("That is 12.")]
+    assert t.thinking_before(0) == "Okay, so 3*4.\n\nThat is 12."
     assert Trace.parse(CHAT, question="given").question == "given"
 
 
@@ -159,6 +210,13 @@ def test_keyword_only_at_step_start(opener, is_switch):
     assert t.num_thoughts == (2 if is_switch else 1)
 
 
+def test_opening_keyword_is_the_one_switch_rule():
+    assert opening_keyword("But wait, no.") == "But wait"  # the longest keyword wins
+    assert opening_keyword("Wait: 3.") == "Wait"
+    assert opening_keyword("Waiting for it.") is None and opening_keyword("So, wait.") is None
+    assert opening_keyword("Hmm.", ("Wait",)) is None and opening_keyword("Hmm.", ()) is None
+
+
 def test_keyword_inside_a_step_does_not_switch():
     t = Trace.parse("First line.\nWait, a single newline is not a blank line.\n\nThen, Wait, mid-step.")
     assert (t.num_steps, t.num_thoughts) == (2, 1)
@@ -191,18 +249,13 @@ def test_separators_are_kept_verbatim():
 # --------------------------------------------------------------------------------------------- editing
 def test_cut_is_before_the_separator():
     t = Trace.parse(OT)
-    cut = OT.index("It is 2.") + len("It is 2.")
-    assert t.boundary_offset(0) == cut
-    assert t.prefix(0) == OT[:cut] and t.remainder(0) == OT[cut:]
-    assert t.remainder(0).startswith("\n\nWait")
     assert t.thinking_before(0) == "Let me compute 1+1.\n\nIt is 2."
     assert t.thinking_after(0) == "\n\nWait, check: 1+1 = 2.\n\nYes."
     last = t.num_thoughts - 1
-    assert t.prefix(last) + t.remainder(last) == OT
-    assert t.remainder(last).startswith("\n\n<|end_of_thought|>")
+    assert t.thinking_before(last) == t.thinking and t.thinking_after(last) == ""
     for bad in (-1, t.num_thoughts, True):
         with pytest.raises(IndexError):
-            t.boundary_offset(bad)
+            t.thinking_before(bad)
 
 
 def test_replace_remainder_keeps_openthoughts_format():
@@ -256,16 +309,6 @@ def test_trace_is_immutable():
     t = Trace.parse(OT)
     with pytest.raises(dataclasses.FrozenInstanceError):
         t.thinking = "x"  # type: ignore[misc]
-
-
-def test_token_counts():
-    t = Trace.parse(R1)
-    assert t.num_tokens("solution", tokenizer=str.split) == 5
-    assert t.num_tokens("thinking") > 0 and t.num_tokens("all") >= t.num_tokens("thinking") + t.num_tokens(
-        "solution"
-    )
-    with pytest.raises(ValueError, match="part"):
-        t.num_tokens("everything")  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------- errors
@@ -349,10 +392,10 @@ def _check_invariants(t: Trace, s: str) -> None:
     assert "".join(x.text + x.sep for x in t.steps) == t.thinking
     joined = "".join(th.text + th.steps[-1].sep for th in t.thoughts)
     assert joined == t.thinking
+    assert t.thinking in s
     for i in range(t.num_thoughts):
-        assert t.prefix(i) + t.remainder(i) == s
         assert t.thinking_before(i) + t.thinking_after(i) == t.thinking
-        assert t.prefix(i).endswith(t.thoughts[i].text)
+        assert t.thinking_before(i).endswith(t.thoughts[i].text)
 
 
 @settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
@@ -372,7 +415,7 @@ def test_generated_traces_round_trip_and_segment(case):
         new = t.replace_remainder(0, "\n\nSo it is \\boxed{3}.", "Final: \\boxed{3}")
         assert new.format == t.format and new.answer == "3"
         assert Trace.parse(new.render()).render() == new.render()
-        assert new.render().startswith(t.prefix(0))
+        assert new.thinking.startswith(t.thinking_before(0))
 
 
 _PIECES = st.one_of(
@@ -438,4 +481,4 @@ def test_real_answers_match_the_recorded_boxed_prediction(shared_data):
     assert all(t.gold == r["gold"] for t, r in zip(traces, rows))
     assert [t.answer for t in traces] == [r["boxed_pred"] for r in rows]
     # The thought-anchors traces are long: each has several switches with the default keywords.
-    assert sum(t.num_switches for t in traces) / len(traces) > 5
+    assert sum(t.num_thoughts - 1 for t in traces) / len(traces) > 5
