@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 import random
 import re
@@ -133,18 +135,20 @@ def search_model(prompt: str, ctx) -> str:
 class ContinuousWorld(ScriptedBackend):
     """A fake GPU serving the world's model: each decode step costs `step_s` and advances every running sequence.
 
-    `submit` (continuous batching) runs up to `concurrency` sequences (samples) at once, admitting new ones as
-    others finish; `generate` (a static batch) runs them `concurrency` at a time, each group costing `step_s`
-    per token of its longest sample. The clock is
-    the wall clock: a sequence that arrives at step `a` starts at `a` (or when a slot frees) and finishes
-    `tokens` steps later, however late the simulating thread samples it or wakes, so the figures measure the
-    engine, not this simulation (whose sampling costs CPU a GPU would not).
+    `submit` (continuous batching) runs up to `concurrency` sequences (samples) at once, admitting waiting ones
+    as others finish (prefill is free), lowest `priority` first and in arrival order among equals (with
+    `priorities=False`, in arrival order only, like vLLM's default `fcfs` policy); `generate` (a static batch) runs them `concurrency` at a
+    time, each group costing `step_s` per token of its longest sample. The clock is the wall clock: a sequence
+    that arrives at step `a` starts at `a` (or when a slot frees) and finishes `tokens` steps later, however
+    late the simulating thread samples it or wakes, so the figures measure the engine, not this simulation
+    (whose sampling costs CPU a GPU would not). `busy_steps` counts slot-steps of decoding.
     """
 
-    def __init__(self, script, *, step_s: float = 0.001, concurrency: int = 64):
+    def __init__(self, script, *, step_s: float = 0.001, concurrency: int = 64, priorities: bool = True):
         super().__init__(script, latency_per_token_s=step_s)
-        self.step_s, self.concurrency = step_s, concurrency
-        self.busy_steps = 0  # steps with at least one sequence running
+        self.step_s, self.concurrency, self.priorities = step_s, concurrency, priorities
+        self.busy_steps = 0  # slot-steps of decoding
+        self.spans: list[tuple[int, int]] = []  # (start, finish) step of every sequence `submit` ran
         self._incoming: SimpleQueue = SimpleQueue()
         self._thread: threading.Thread | None = None
         self._t0 = time.perf_counter()
@@ -159,9 +163,9 @@ class ContinuousWorld(ScriptedBackend):
         time.sleep(max(0.0, steps * self.step_s - (time.perf_counter() - t)))  # sampling is on the GPU
         return out
 
-    def submit(self, request) -> Future:
+    def submit(self, request, priority: int = 0) -> Future:
         fut: Future = Future()
-        self._incoming.put((fut, request, self._step_now()))
+        self._incoming.put((fut, request, self._step_now(), priority if self.priorities else 0))
         if self._thread is None:
             self._thread = threading.Thread(target=self._serve, daemon=True)
             self._thread.start()
@@ -171,30 +175,55 @@ class ContinuousWorld(ScriptedBackend):
         return (time.perf_counter() - self._t0) / self.step_s
 
     def _serve(self) -> None:
-        waiting: deque = deque()  # (arrival step, request state, tokens) of sequences not yet admitted
-        running: list = []  # (finish step, request state)
+        # An event simulation in steps, run up to the wall clock's step whenever the thread wakes: a late wake-up
+        # (this thread samples on a CPU the engine shares) moves no start or finish.
+        free = [0] * self.concurrency  # a heap: the step at which each slot frees
+        arrivals: deque = (
+            deque()
+        )  # (arrival step, priority, tokens, state) of sequences not started, in order
+        ready: list = []  # a heap of (priority, order, arrival step, tokens, state): arrived by the next free slot
+        running: list = []  # a heap of (finish step, order, state)
+        order = itertools.count()
         while True:
-            timeout = None
-            if running:
-                timeout = max(0.0, min(f for f, _ in running) * self.step_s + self._t0 - time.perf_counter())
+            now = self._step_now()
+            wake = [running[0][0]] if running else []
+            if arrivals or ready:
+                wake.append(free[0])
             try:
+                timeout = max(0.0, min(wake) - now) * self.step_s if wake else None
                 item = self._incoming.get(timeout=timeout) if timeout != 0.0 else self._incoming.get_nowait()
-                fut, request, arrived = item
-                completions = [self._sample(request, j) for j in range(request.n)]
-                state = [fut, completions, len(completions)]
-                waiting.extend((math.ceil(arrived), state, max(1, c.num_tokens)) for c in completions)
+                while True:
+                    fut, request, arrived, priority = item
+                    completions = [self._sample(request, j) for j in range(request.n)]
+                    state = [fut, completions, len(completions)]
+                    arrivals.extend(
+                        (math.ceil(arrived), priority, max(1, c.num_tokens), state) for c in completions
+                    )
+                    item = self._incoming.get_nowait()
             except Empty:
                 pass
             now = self._step_now()
-            free_at = sorted(f for f, _ in running if f <= now)  # slots freed, and when
-            for _, state in [r for r in running if r[0] <= now]:
+            while free[0] <= now and (arrivals or ready):
+                slot = free[0]
+                while arrivals and arrivals[0][0] <= slot:
+                    arrived, priority, tokens, state = arrivals.popleft()
+                    heapq.heappush(ready, (priority, next(order), arrived, tokens, state))
+                if not ready:  # the slot idles until the next arrivals
+                    if arrivals[0][0] > now:
+                        break
+                    first = arrivals[0][0]
+                    while arrivals and arrivals[0][0] <= first:
+                        arrived, priority, tokens, state = arrivals.popleft()
+                        heapq.heappush(ready, (priority, next(order), arrived, tokens, state))
+                _, _, arrived, tokens, state = heapq.heappop(ready)
+                heapq.heappop(free)
+                start = max(slot, arrived)
+                heapq.heappush(free, start + tokens)
+                heapq.heappush(running, (start + tokens, next(order), state))
+                self.busy_steps += tokens
+                self.spans.append((start, start + tokens))
+            while running and running[0][0] <= now:
+                state = heapq.heappop(running)[2]
                 state[2] -= 1
                 if not state[2]:
                     state[0].set_result(state[1])
-            running = [r for r in running if r[0] > now]
-            free_at += [0] * (self.concurrency - len(running) - len(free_at))  # idle slots: free since ever
-            while waiting and len(running) < self.concurrency:
-                arrived, state, tokens = waiting.popleft()
-                start = max(arrived, free_at.pop(0))
-                running.append((start + tokens, state))
-                self.busy_steps += tokens

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
-from simworld import ContinuousWorld, FakeRetriever, make_traces, search_model, world_backend, world_model
+from simworld import FakeRetriever, make_traces, search_model, world_backend
 
 from retrosearch import Engine, PromptFormat, RetroSearchConfig, revise
 from retrosearch.backends import ScriptedBackend
@@ -113,94 +111,3 @@ def test_search_rollouts_batch_tool_calls_and_keep_overhead_low(benchmark, n):
     assert not any(isinstance(o, Exception) for o in out) and s.failed_programs == 0
     assert (s.tool_calls, s.tool_requests, s.backend_calls) == (3, 3 * n, 4)
     assert s.overhead_ratio <= 1.10, f"engine overhead {s.overhead_ratio:.3f} > 1.10"
-
-
-# --------------------------------------------------------------------------- scheduling
-class _Measured(Engine):
-    """An engine that also measures each program's critical path, in decode steps, and the work it asked for."""
-
-    def __init__(self, *args, tool_steps: int = 0, **kw):
-        super().__init__(*args, **kw)
-        self.tool_steps, self.paths, self.work = tool_steps, [], 0
-
-    def run_iter(self, programs, **kw):
-        return super().run_iter((self._wrap(p) for p in programs), **kw)
-
-    def _wrap(self, prog):
-        k, value, error = len(self.paths), None, None
-        self.paths.append(0)
-        while True:
-            try:
-                asked = prog.throw(error) if error is not None else prog.send(value)
-            except StopIteration as stop:
-                return stop.value
-            try:
-                value, error = (yield asked), None
-            except Exception as e:  # noqa: BLE001 - handed on to the program
-                value, error = None, e
-                continue
-            single = isinstance(asked, (Generate, Call))
-            cost = 0
-            for item, answer in zip([asked] if single else asked, [value] if single else value):
-                if isinstance(item, Call):
-                    cost = max(cost, self.tool_steps)
-                    continue
-                steps = [max(1, n.token_count) for n in answer]  # a sequence costs at least one step
-                cost, self.work = max(cost, *steps), self.work + sum(steps)
-            self.paths[k] += cost
-
-
-def _schedule_figure(engine: _Measured, wall: float, backend: ContinuousWorld) -> float:
-    """Wall time / the lower bound: the longest program's critical path or the work spread over the slots."""
-    bound = max(max(engine.paths), engine.work / backend.concurrency) * backend.step_s
-    return wall / bound
-
-
-#: A simulated GPU: 4 ms per decode step, 64 sequences at a time (a real large model's step takes longer, so
-#: the engine's own time weighs more here than it would there).
-STEP_S, SLOTS = 0.004, 64
-FIGURES: dict[str, float] = {}
-
-
-@pytest.mark.parametrize("schedule", ["waves", "continuous"])
-def test_revision_keeps_a_continuous_backend_busy(benchmark, schedule):
-    backend = ContinuousWorld(world_model(), step_s=STEP_S, concurrency=SLOTS)
-    traces = make_traces(256, seed=1)
-
-    def go():
-        engine = _Measured(backend, schedule=schedule)
-        t = time.perf_counter()
-        revise(traces, backend, RetroSearchConfig(prompt=RAW, seed=0), engine=engine)
-        return engine, time.perf_counter() - t
-
-    engine, wall = benchmark.pedantic(go, rounds=1, iterations=1)
-    figure = FIGURES[f"revision/{schedule}"] = _schedule_figure(engine, wall, backend)
-    benchmark.extra_info.update(
-        schedule=schedule, wall_over_bound=round(figure, 3), critical_path=max(engine.paths), work=engine.work
-    )
-    if schedule == "continuous":
-        # The target is 1.15; the bound ignores the tail, where the last long rollouts leave slots idle.
-        assert figure <= 1.3, f"continuous schedule at {figure:.3f} x the lower bound"
-        if "revision/waves" in FIGURES:
-            assert figure < FIGURES["revision/waves"] / 2
-
-
-@pytest.mark.parametrize("schedule", ["waves", "continuous"])
-def test_search_rollouts_keep_a_continuous_backend_busy(benchmark, schedule):
-    backend = ContinuousWorld(search_model, step_s=STEP_S, concurrency=SLOTS)
-    retriever = FakeRetriever(latency_s=5 * STEP_S)
-
-    def go():
-        engine = _Measured(backend, tools={"retrieve": retriever}, schedule=schedule, tool_steps=5)
-        trees = [SearchTree("Question: what is it?\n", tokenizer=backend, meta={"k": k}) for k in range(256)]
-        t = time.perf_counter()
-        engine.run([_search_program(t) for t in trees])
-        return engine, time.perf_counter() - t
-
-    engine, wall = benchmark.pedantic(go, rounds=1, iterations=1)
-    figure = _schedule_figure(engine, wall, backend)
-    benchmark.extra_info.update(
-        schedule=schedule, wall_over_bound=round(figure, 3), critical_path=max(engine.paths), work=engine.work
-    )
-    if schedule == "continuous":
-        assert figure <= 1.15, f"continuous schedule at {figure:.3f} x the lower bound (target 1.15)"

@@ -12,8 +12,9 @@ The contract with programs (and so with RL):
 - Schedules: *waves* (static-batch backends) gather every waiting program's requests into one
   `backend.generate` call and each tool's calls into one call of it; *continuous* (backends with `submit`, which
   take requests as they come) sends each request as soon as its program yields it and advances each program as
-  soon as its own answers are in, while each tool runs one batch at a time on the calls that queued meanwhile.
-  Both give the same trees for the same seeds.
+  soon as its own answers are in, while each tool runs one batch at a time on the calls that queued meanwhile;
+  a program's first request goes out before the next program starts, and where `submit` takes a `priority`
+  the longest allowed requests (largest `max_tokens`) go first. Both give the same trees for the same seeds.
 - Isolation: whatever goes wrong with one program's request (it cannot be built, the backend raises or answers
   with the wrong count, a completion cannot be recorded) or tool call (the tool raises or answers with the wrong
   count) is thrown into the programs concerned, as a `BackendError` or `ToolError`; a program may catch it, else
@@ -163,6 +164,12 @@ class Engine:
                         exhausted = True
                         break
                     advance(nxt[0], nxt[1], None)
+                    if flow is not None:
+                        # Out at once, while the next programs start; answers that came meanwhile go first.
+                        flow.send(new)
+                        new.clear()
+                        if flow.answered:
+                            break
                 yield from done
                 done.clear()
                 if not new and not (flow and flow.waiting):

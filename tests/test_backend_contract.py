@@ -111,7 +111,8 @@ def test_transformers_backend_on_the_toy_model_meets_the_contract(toy_backend: o
             # Both modes, recomputed from a plain forward pass of the same weights.
             check_logprobs(toy_backend, prompts[0], model_logits(toy_backend.model))  # type: ignore[arg-type, attr-defined]
         else:
-            check(toy_backend, prompts[1])  # type: ignore[operator]
+            # The retrained toy-base is near-certain how to go on with "3 * (4 + 5)"; "12 + 7" leaves it room.
+            check(toy_backend, prompts[0])  # type: ignore[operator]
 
 
 @pytest.fixture(scope="module")

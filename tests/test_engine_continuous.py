@@ -224,3 +224,50 @@ def test_an_error_completion_is_recorded_not_raised_under_both_schedules():
         assert Engine(Errs(lambda p, c: ""), schedule=schedule).run([prog(SearchTree("p"))]) == [
             ("error", "too long")
         ]
+
+
+def test_each_program_s_request_goes_out_before_the_next_program_starts():
+    log: list[str] = []
+
+    class Logs(Deferred):
+        def submit(self, request):
+            log.append(f"submit {request.prompt}")
+            return super().submit(request)
+
+    def prog(k: int, tree: SearchTree):
+        log.append(f"start p{k}")
+        (node,) = yield Generate(tree.root)
+        return node.text
+
+    Engine(Logs(lambda p, c: " z", max_delay_s=0.05)).run(prog(k, SearchTree(f"p{k}")) for k in range(3))
+    assert log == ["start p0", "submit p0", "start p1", "submit p1", "start p2", "submit p2"]
+
+
+class Prioritizing(Deferred):
+    """Takes a priority with each request (and records it); answers in any order, as `Deferred` does."""
+
+    def __init__(self, script, **kw):
+        super().__init__(script, **kw)
+        self.priorities: list[tuple[int, int]] = []
+
+    def submit(self, request, priority: int = 0):
+        self.priorities.append((request.max_tokens, priority))
+        return super().submit(request)
+
+
+def test_a_backend_that_takes_priorities_gets_the_longest_allowed_first_and_the_same_trees():
+    def prog(tree: SearchTree, caps: list[int]):
+        node = tree.root
+        for cap in caps:
+            (node,) = yield Generate(node, max_tokens=cap, seed=cap)
+        return tree.text(node)
+
+    def run(backend, schedule):
+        trees = [SearchTree(f"q{k}", tokenizer=backend) for k in range(3)]
+        caps = [[4, 8], [16], [2, 2, 2]]
+        return Engine(backend, schedule=schedule).run(prog(t, c) for t, c in zip(trees, caps))
+
+    script = lambda p, c: " ".join(c.rng.choice("abc") for _ in range(20))  # noqa: E731
+    backend = Prioritizing(script)
+    assert run(backend, "continuous") == run(ScriptedBackend(script), "waves")
+    assert sorted(backend.priorities) == sorted((m, -m) for m in [4, 8, 16, 2, 2, 2])

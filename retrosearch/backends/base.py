@@ -21,7 +21,8 @@ class Backend(Protocol):
     of one request is answered with `Completion(finish_reason="error", error=...)`; raising fails the whole
     call's programs. A backend may also offer `decode(ids) -> str` (used to split spans at token boundaries),
     and, when it takes requests as they come (an async engine, a server), `submit(request) ->
-    concurrent.futures.Future[list[Completion]]`: the engine then runs its continuous schedule.
+    concurrent.futures.Future[list[Completion]]`: the engine then runs its continuous schedule (and passes
+    `priority=` if `submit` takes it: lower first, an int as in vLLM).
     """
 
     name: str

@@ -43,6 +43,10 @@ class TransformersBackend:
     the token this processor chose. Temperature `0` is plain greedy decoding (the `n` samples are then identical
     and computed once).
 
+    No KV cache outlives a `model.generate` call, and rows share none: every row encodes its whole prompt anew,
+    so the `n` samples of a request, rollouts from one prefix and each later turn of a program all recompute
+    the shared prefix (vLLM's prefix caching computes it once). Having no `submit`, it runs the engine's waves.
+
     Conventions (chosen to match vLLM, so that both backends return the same thing):
         - Prompts given as text are tokenized *without* special tokens (the text is already formatted: a chat
           template adds its own BOS); `prompt_ids`, when given, are fed as they are.

@@ -1,4 +1,4 @@
-"""A backend for any OpenAI-compatible completions server (vLLM, SGLang, ...), a wave's requests sent concurrently."""
+"""A backend for OpenAI-compatible completions servers (vLLM, SGLang, ...): requests sent as they come."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
 from retrosearch.backends.base import Completion, FinishReason, GenerationRequest, apply_stop, chat_prompt
+from retrosearch.backends.workers import PriorityPool
 from retrosearch.types import LOGPROBS_MODES, LogprobsMode
 
 
@@ -27,10 +28,12 @@ class OpenAIBackend:
     """Continue requests through an OpenAI-compatible `/v1/completions` endpoint.
 
     Every request of a `generate` call is POSTed at once (up to `concurrency` in flight), so the server can batch
-    them. The body carries the request's `n`, `temperature`, `top_p`, `max_tokens`, `seed`, and the vLLM
-    extensions `include_stop_str_in_output` (stop strings are kept, as the contract wants), `bad_words` (banned
-    words, exact token sequences as with offline vLLM) and `return_token_ids` (the sampled ids, so nothing is
-    re-tokenized). With `prompt_ids` the prompt is sent as a list of token ids. A server that ignores the
+    them; `submit(request)` sends one request as soon as a connection is free and returns a `Future` of its
+    completions, so the engine's continuous schedule keeps the server's batch full (`generate` and `submit` share
+    the same `concurrency` connections). The body carries the request's `n`, `temperature`, `top_p`,
+    `max_tokens`, `seed`, and the vLLM extensions `include_stop_str_in_output` (stop strings are kept, as the
+    contract wants), `bad_words` (banned words, exact token sequences as with offline vLLM) and
+    `return_token_ids` (the sampled ids, so nothing is re-tokenized). With `prompt_ids` the prompt is sent as a list of token ids. A server that ignores the
     extensions still works: a missing stop string is appended when the server says which stop matched
     (`stop_reason` for vLLM, `matched_stop` for SGLang) and missing token ids are obtained by tokenizing the text.
 
@@ -54,10 +57,13 @@ class OpenAIBackend:
             omitted, `tokenize` asks the server's `/tokenize` endpoint (vLLM has one).
         timeout_s: Socket timeout of one HTTP exchange, in seconds (the limit on a silent server).
         max_retries: How many times a failed exchange is retried (so `1 + max_retries` attempts at most).
-        concurrency: Most requests in flight at once.
+        concurrency: Most requests in flight at once (over `generate` and `submit` together); more wait for a
+            free connection.
         backoff_s: Wait before the first retry, in seconds; doubled for each next one (capped at 30 s).
         extra_body: More fields merged into every completions body (e.g. `{"top_k": 20}`).
         logprobs_mode: What the server's log-probs are (`"processed"` or `"raw"`), when known; `None`: unknown.
+        send_priority: Send each submitted request's priority in its body (for `vllm serve
+            --scheduling-policy priority`; a server on `fcfs` refuses priorities other than 0).
     """
 
     name = "openai"
@@ -75,6 +81,7 @@ class OpenAIBackend:
         backoff_s: float = 0.5,
         extra_body: dict[str, Any] | None = None,
         logprobs_mode: LogprobsMode | None = None,
+        send_priority: bool = False,
     ) -> None:
         if logprobs_mode is not None and logprobs_mode not in LOGPROBS_MODES:
             raise ValueError(f"logprobs_mode must be None or one of {LOGPROBS_MODES}, got {logprobs_mode!r}")
@@ -104,6 +111,8 @@ class OpenAIBackend:
         self._tokenizer_spec = tokenizer
         self._tokenizer: Any = None
         self._lock = threading.Lock()
+        self.send_priority = send_priority
+        self._pool = PriorityPool(concurrency, name="openai-backend")  # the connections
         #: Running totals: `requests`, `retries`, `errors`, `prompt_tokens`, `completion_tokens` (from `usage`).
         self.stats: dict[str, int] = dict.fromkeys(
             ("calls", "requests", "retries", "errors", "prompt_tokens", "completion_tokens"), 0
@@ -158,13 +167,34 @@ class OpenAIBackend:
         self.stats["requests"] += len(requests)
         if not requests:
             return []
-        workers = min(self.concurrency, len(requests))
-        if workers == 1:
-            return [self._one(r) for r in requests]
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="openai-backend") as pool:
-            return list(pool.map(self._one, requests))
+        if len(requests) == 1:
+            return [self._one(requests[0])]
+        return [f.result() for f in [self._enqueue(r, 0) for r in requests]]
 
-    def _body(self, req: GenerationRequest) -> dict[str, Any]:
+    def submit(self, request: GenerationRequest, priority: int = 0) -> Future[list[Completion]]:
+        """Send one request as soon as one of the `concurrency` connections is free.
+
+        Args:
+            request: What to continue.
+            priority: Requests waiting for a connection go lowest first (in arrival order among equals); with
+                `send_priority`, the server is told it too.
+
+        Returns:
+            A future of the request's `n` completions. It never holds an exception for a failed exchange:
+            like `generate`, a request that fails (after retries) is answered with error completions.
+        """
+        with self._lock:
+            self.stats["requests"] += 1
+        return self._enqueue(request, priority)
+
+    def close(self) -> None:
+        """Stop the connection threads once their exchanges end; requests still waiting are cancelled."""
+        self._pool.close()
+
+    def _enqueue(self, request: GenerationRequest, priority: int) -> Future[list[Completion]]:
+        return self._pool.submit(lambda: self._one(request, priority), priority)
+
+    def _body(self, req: GenerationRequest, priority: int = 0) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.model,
             "prompt": list(req.prompt_ids) if req.prompt_ids is not None else req.prompt,
@@ -185,17 +215,19 @@ class OpenAIBackend:
         if req.logprobs:
             # OpenAI's completions API: `logprobs=k` returns the sampled token's log-prob plus the top k.
             body["logprobs"] = 0
+        if self.send_priority:
+            body["priority"] = priority
         body.update(self.extra_body)
         return body
 
-    def _one(self, req: GenerationRequest) -> list[Completion]:
+    def _one(self, req: GenerationRequest, priority: int = 0) -> list[Completion]:
         refused = self._refusal(req)
         if refused is not None:
             with self._lock:
                 self.stats["errors"] += 1
             return [Completion(text="", finish_reason="error", error=refused) for _ in range(req.n)]
         try:
-            answer = self._post_with_retries("/v1/completions", self._body(req))
+            answer = self._post_with_retries("/v1/completions", self._body(req, priority))
             return self._parse(req, answer)
         except Exception as e:  # never let one request crash the wave: report it on its completions
             message = str(e) if isinstance(e, ServerError) else f"{type(e).__name__}: {e}"

@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 from typing import Any
 
 from retrosearch.backends.base import Completion, FinishReason, GenerationRequest, chat_prompt
 from retrosearch.backends.locate import locate_model
+from retrosearch.backends.vllm_driver import EngineDriver
 
 #: Our log-prob modes and vLLM's names for them (`logprobs_mode` is an engine argument in vLLM, not per request).
 LOGPROBS_MODES = {"processed": "processed_logprobs", "raw": "raw_logprobs"}
 
 
 class VLLMBackend:
-    """Continue requests with an in-process `vllm.LLM` engine: one `llm.generate` call per wave.
+    """Continue requests with an in-process `vllm.LLM` engine: one `llm.generate` call per wave, or as they come.
+
+    Two ways in, one engine: `generate(requests)` is one offline `llm.generate` call (the engine's wave schedule);
+    `submit(request)` adds the request to the running engine at once and returns a future of its completions,
+    resolved as soon as it finishes (continuous batching: the engine's continuous schedule, chosen by
+    `Engine(schedule="auto")`). Both build the same `SamplingParams`, so the same seeds give the same samples, and
+    both share the engine's prefix cache: rollouts from one prefix compute its KV blocks once.
 
     Each request gets its own `SamplingParams`: `n`, `temperature` (0 = greedy), `top_p`, `max_tokens`, `seed`
     (vLLM seeds sample `i` of a request with `seed + i`), stop strings kept in the output
@@ -54,6 +63,9 @@ class VLLMBackend:
         enable_prefix_caching: Reuse the KV cache of shared prefixes across requests and waves.
         trust_remote_code: Allow code from the model folder to run; off unless asked for.
         enforce_eager: Disable CUDA graphs/compilation; `None` means on for CPU, vLLM's default elsewhere.
+        scheduling_policy: vLLM's scheduler policy. `"priority"` admits waiting sequences by the priority
+            `submit` is given (the engine's continuous schedule gives the longest allowed first), in arrival
+            order among equals, which is `"fcfs"` for `generate`.
         **llm_kwargs: Any other `vllm.LLM` engine argument, passed on as given (e.g. `quantization`,
             `max_num_seqs`, `pipeline_parallel_size`).
     """
@@ -74,6 +86,7 @@ class VLLMBackend:
         enable_prefix_caching: bool = True,
         trust_remote_code: bool = False,
         enforce_eager: bool | None = None,
+        scheduling_policy: str = "priority",
         **llm_kwargs: Any,
     ) -> None:
         mode = {v: k for k, v in LOGPROBS_MODES.items()}.get(logprobs_mode, logprobs_mode)
@@ -115,12 +128,17 @@ class VLLMBackend:
         )
         if not on_cpu:
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+        kwargs["scheduling_policy"] = scheduling_policy
         kwargs.update(llm_kwargs)
+        #: vLLM's scheduling policy: `"priority"` (submitted requests carry the engine's priorities) or `"fcfs"`.
+        self.scheduling_policy = scheduling_policy
         #: The log-prob mode of this engine (`"processed"` or `"raw"`).
         self.logprobs_mode = mode
         self.model = source
         self.llm = vllm.LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
+        self._lock = threading.Lock()  # held for every call into the engine (see EngineDriver)
+        self._driver: EngineDriver | None = None
         #: Running totals over `generate` calls (`cached_prompt_tokens`: prompt tokens served by prefix caching).
         self.stats: dict[str, int] = dict.fromkeys(
             ("calls", "requests", "errors", "prompt_tokens", "cached_prompt_tokens", "generated_tokens"), 0
@@ -177,25 +195,67 @@ class VLLMBackend:
         return prompt
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
-        """Continue every request in one engine call; returns, per request and in order, its `n` completions."""
+        """Continue every request in one engine call; returns, per request and in order, its `n` completions.
+
+        While submitted requests are running, the wave joins them through `submit` instead (an offline call
+        would step the engine for them too).
+        """
         requests = list(requests)
-        self.stats["calls"] += 1
-        self.stats["requests"] += len(requests)
-        results: list[list[Completion] | None] = [None] * len(requests)
-        for i, r in enumerate(requests):
-            if r.logprobs and r.logprobs_mode != self.logprobs_mode:
-                self.stats["errors"] += 1
-                message = (
-                    f"the request asks for logprobs_mode={r.logprobs_mode!r}, but this vLLM engine computes "
-                    f"{self.logprobs_mode!r} log-probs (an engine-wide setting in vLLM): build "
-                    f"VLLMBackend(logprobs_mode={r.logprobs_mode!r}) for them"
-                )
-                results[i] = [Completion(text="", finish_reason="error", error=message) for _ in range(r.n)]
-        todo = [i for i, r in enumerate(results) if r is None]
-        if todo:
-            for i, cs in zip(todo, self._run([requests[i] for i in todo]), strict=True):
-                results[i] = cs
-        return results  # type: ignore[return-value]
+        with self._lock:
+            if self._driver is None or not self._driver.active:
+                self.stats["calls"] += 1
+                self.stats["requests"] += len(requests)
+                results: list[list[Completion] | None] = [self._refusal(r) for r in requests]
+                todo = [i for i, r in enumerate(results) if r is None]
+                if todo:
+                    for i, cs in zip(todo, self._run([requests[i] for i in todo]), strict=True):
+                        results[i] = cs
+                return results  # type: ignore[return-value]
+        return [f.result() for f in [self.submit(r) for r in requests]]
+
+    def submit(self, request: GenerationRequest, priority: int = 0) -> Future[list[Completion]]:
+        """Add one request to the running engine now; returns a future of its `n` completions.
+
+        Args:
+            request: What to continue.
+            priority: Lower is admitted first, when the engine schedules by priority (this backend's default,
+                `scheduling_policy="priority"`); ignored under `"fcfs"`.
+
+        A request vLLM rejects, or one asking for the other log-prob mode, is answered with error completions,
+        as in `generate`; the future holds an exception only when the engine itself fails.
+        """
+        self.stats["requests"] += 1
+        refused = self._refusal(request)
+        if refused is not None:
+            done: Future[list[Completion]] = Future()
+            done.set_result(refused)
+            return done
+        if self._driver is None:
+            self._driver = EngineDriver(self.llm.llm_engine, self._lock, _rejections())
+        return self._driver.submit(
+            self._prompt(request),
+            self.sampling_params(request),
+            priority if self.scheduling_policy == "priority" else 0,
+            lambda output: self._completions(request, output),
+            lambda error: self._rejected(request, error),
+        )
+
+    def _refusal(self, r: GenerationRequest) -> list[Completion] | None:
+        """Error completions for a request this engine cannot serve as asked (the other log-prob mode)."""
+        if not r.logprobs or r.logprobs_mode == self.logprobs_mode:
+            return None
+        self.stats["errors"] += 1
+        message = (
+            f"the request asks for logprobs_mode={r.logprobs_mode!r}, but this vLLM engine computes "
+            f"{self.logprobs_mode!r} log-probs (an engine-wide setting in vLLM): build "
+            f"VLLMBackend(logprobs_mode={r.logprobs_mode!r}) for them"
+        )
+        return [Completion(text="", finish_reason="error", error=message) for _ in range(r.n)]
+
+    def _rejected(self, r: GenerationRequest, error: BaseException) -> list[Completion]:
+        self.stats["errors"] += 1
+        message = f"vLLM rejected the request: {error}"
+        return [Completion(text="", finish_reason="error", error=message) for _ in range(r.n)]
 
     def _run(self, requests: list[GenerationRequest]) -> list[list[Completion]]:
         prompts = [self._prompt(r) for r in requests]
@@ -221,11 +281,7 @@ class VLLMBackend:
                 self.llm.generate([prompt], [probe], use_tqdm=False)
                 ok.append(i)
             except _rejections() as e:
-                self.stats["errors"] += 1
-                results[i] = [
-                    Completion(text="", finish_reason="error", error=f"vLLM rejected the request: {e}")
-                    for _ in range(requests[i].n)
-                ]
+                results[i] = self._rejected(requests[i], e)
         if ok:
             outputs = self.llm.generate([prompts[i] for i in ok], [params[i] for i in ok], use_tqdm=False)
             for i, o in zip(ok, outputs, strict=True):
@@ -269,6 +325,9 @@ class VLLMBackend:
         llm = getattr(self, "llm", None)
         if llm is None:
             return
+        if self._driver is not None:
+            self._driver.close()
+            self._driver = None
         engine = getattr(llm, "llm_engine", None)
         core = getattr(engine, "engine_core", None)
         shutdown = getattr(core, "shutdown", None)
