@@ -6,7 +6,7 @@ from importlib import resources
 from pathlib import Path
 
 #: Names of the models that ship with the package.
-MODEL_NAMES: tuple[str, ...] = ("toy-base", "toy-small")
+MODEL_NAMES: tuple[str, ...] = ("toy-base", "toy-small", "toy-searcher-base")
 
 
 def model_path(name: str = "toy-base") -> Path:
