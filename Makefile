@@ -38,7 +38,7 @@ test-vllm: install vllm-venv
 	# The vLLM tests read the SmolLM2 safetensors folder converted once by the main environment.
 	$(BIN)/python -m tools.smollm2 smollm2
 	RETROSEARCH_REQUIRE_VLLM=1 $(VLLM_VENV)/bin/python -m pytest -m vllm -q -p no:cacheprovider \
-	    tests/test_backend_vllm.py tests/test_backend_openai.py
+	    tests/test_backend_vllm.py tests/test_backend_vllm_submit.py tests/test_backend_openai.py
 
 test: lint test-fast test-vllm
 

@@ -144,7 +144,8 @@ def build_trainer(
         raise ValueError(f"DistillConfig.sft_args: {unknown} are not trl.SFTConfig fields")
 
     tokenizer = _load_tokenizer(config, model_path, load_kw)
-    _check_template_keeps_thinking(tokenizer, examples[0])
+    if "input_ids" not in examples[0]:  # pre-tokenized rows (ids + completion_mask) bypass the chat template
+        _check_template_keeps_thinking(tokenizer, examples[0])
     model = AutoModelForCausalLM.from_pretrained(model_path, **load_kw, **dtype_kwargs(config.dtype))
 
     warmup: float = config.warmup_steps if config.warmup_steps < 1 else int(config.warmup_steps)

@@ -12,6 +12,7 @@ RL_COMMAND_MODULES: tuple[str, ...] = (
     "retrosearch.cli.rl.serve",
     "retrosearch.cli.rl.evaluate",
     "retrosearch.cli.rl.score",
+    "retrosearch.cli.rl.train",
 )
 
 
