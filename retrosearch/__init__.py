@@ -6,14 +6,23 @@ from typing import Any
 
 from retrosearch.backends import Backend, Completion, GenerationRequest, ScriptedBackend, load_backend
 from retrosearch.engine import Engine, EngineStats, Generate, ProgramError
-from retrosearch.retro import PromptFormat, RetroSearchConfig, Revision, RevisionResult, revise, revise_iter
+from retrosearch.retro import (
+    Exploration,
+    PromptFormat,
+    RetroSearchConfig,
+    Revision,
+    RevisionResult,
+    revise,
+    revise_iter,
+)
 from retrosearch.trace import DEFAULT_KEYWORDS, Step, Thought, Trace, TraceFormatError
 from retrosearch.tree import Node, SearchTree
+from retrosearch.types import BackendError, Call, ImagePart, SamplingParams, ToolError
 from retrosearch.verify import Verdict, Verifier, VerifyResult, get_verifier
 
 __version__ = "0.1.0"
 
-_LAZY_BACKENDS = ("TransformersBackend", "VLLMBackend", "OpenAIBackend")
+_LAZY_BACKENDS = ("TransformersBackend", "LiveTransformersBackend", "VLLMBackend", "OpenAIBackend")
 
 
 def __getattr__(name: str) -> Any:
@@ -26,13 +35,18 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "DEFAULT_KEYWORDS",
     "Backend",
+    "BackendError",
+    "Call",
     "Completion",
+    "DEFAULT_KEYWORDS",
     "Engine",
     "EngineStats",
+    "Exploration",
     "Generate",
     "GenerationRequest",
+    "ImagePart",
+    "LiveTransformersBackend",
     "Node",
     "OpenAIBackend",
     "ProgramError",
@@ -40,10 +54,12 @@ __all__ = [
     "RetroSearchConfig",
     "Revision",
     "RevisionResult",
+    "SamplingParams",
     "ScriptedBackend",
     "SearchTree",
     "Step",
     "Thought",
+    "ToolError",
     "Trace",
     "TraceFormatError",
     "TransformersBackend",
