@@ -7,7 +7,7 @@ from collections.abc import Hashable, Sequence
 from typing import Any
 
 from retrosearch.rl.protocols import get_protocol
-from retrosearch.rl.rewards import check_format, count_retrievals, cover_em
+from retrosearch.rl.rewards import check_format, completion_texts, count_retrievals, cover_em
 
 __all__ = [
     "AnswerReward",
@@ -87,19 +87,6 @@ def group_ids(kwargs: dict[str, Any], n: int) -> list[Hashable]:
     return out
 
 
-def _texts(completions: Sequence[Any], kwargs: dict[str, Any]) -> list[str]:
-    given = kwargs.get("completion_text")
-    if given is not None:
-        return [str(t) for t in given]
-    out = []
-    for c in completions:
-        if isinstance(c, list):
-            out.append("".join(str(m.get("content", "")) for m in c if isinstance(m, dict)))
-        else:
-            out.append(str(c))
-    return out
-
-
 class _PPReward:
     """Shared reading of the rollout's fields by the three R1-Searcher++ reward functions."""
 
@@ -139,7 +126,7 @@ class AnswerReward(_PPReward):
     name = "r1pp_answer"
 
     def __call__(self, completions: Sequence[Any], **kwargs: Any) -> list[float]:
-        return self.answers(_texts(completions, kwargs), kwargs)
+        return self.answers(completion_texts(completions, kwargs), kwargs)
 
 
 class FormatReward(_PPReward):
@@ -148,7 +135,7 @@ class FormatReward(_PPReward):
     name = "r1pp_format"
 
     def __call__(self, completions: Sequence[Any], **kwargs: Any) -> list[float]:
-        return self.formats(_texts(completions, kwargs))
+        return self.formats(completion_texts(completions, kwargs))
 
 
 class GroupReward(_PPReward):
@@ -162,7 +149,7 @@ class GroupReward(_PPReward):
     name = "r1pp_group"
 
     def __call__(self, completions: Sequence[Any], **kwargs: Any) -> list[float]:
-        texts = _texts(completions, kwargs)
+        texts = completion_texts(completions, kwargs)
         ok = [a == 1.0 and f == 0.0 for a, f in zip(self.answers(texts, kwargs), self.formats(texts))]
         counts = kwargs.get("retrievals") or [count_retrievals(t, self.protocol) for t in texts]
         ids = group_ids(kwargs, len(texts))

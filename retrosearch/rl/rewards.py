@@ -149,7 +149,8 @@ def stage2_reward(
 
 
 # ---------------------------------------------------------------------------- TRL reward functions
-def _texts(completions: Sequence[Any], kwargs: dict[str, Any]) -> list[str]:
+def completion_texts(completions: Sequence[Any], kwargs: dict[str, Any]) -> list[str]:
+    """The completions as plain text: the rollout's `completion_text` field when given, else TRL's completions."""
     given = kwargs.get("completion_text")
     if given is not None:
         return [str(t) for t in given]
@@ -186,7 +187,7 @@ class Stage1Reward:
         self.__name__ = "r1searcher_stage1"
 
     def __call__(self, completions: Sequence[Any], **kwargs: Any) -> list[float]:
-        texts = _texts(completions, kwargs)
+        texts = completion_texts(completions, kwargs)
         counts = kwargs.get("retrievals") or [count_retrievals(t, self.protocol) for t in texts]
         return [
             stage1_reward(
@@ -217,7 +218,7 @@ class Stage2Reward:
         self.__name__ = "r1searcher_stage2"
 
     def __call__(self, completions: Sequence[Any], **kwargs: Any) -> list[float]:
-        texts = _texts(completions, kwargs)
+        texts = completion_texts(completions, kwargs)
         golds = _column(kwargs, self.gold_field, len(texts), self.__name__)
         preds = kwargs.get("final_answer") or [None] * len(texts)
         return [
